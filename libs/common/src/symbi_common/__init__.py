@@ -1,0 +1,1 @@
+"""symbi_common."""
