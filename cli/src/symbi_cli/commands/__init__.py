@@ -1,0 +1,1 @@
+"""Sub-command groups of ``symbi``; each module exposes ``app`` (a group) and/or ``register``."""
