@@ -1,0 +1,175 @@
+from symbi.bus.v1 import events_pb2 as _events_pb2
+from symbi.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LogEntry(_message.Message):
+    __slots__ = ("index", "event", "leaf_hash", "chain_hash", "publisher_signature", "publisher_key_id", "appended_at_ms")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_HASH_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    APPENDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    event: _events_pb2.AuditEvent
+    leaf_hash: bytes
+    chain_hash: bytes
+    publisher_signature: bytes
+    publisher_key_id: str
+    appended_at_ms: int
+    def __init__(self, index: _Optional[int] = ..., event: _Optional[_Union[_events_pb2.AuditEvent, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ..., chain_hash: _Optional[bytes] = ..., publisher_signature: _Optional[bytes] = ..., publisher_key_id: _Optional[str] = ..., appended_at_ms: _Optional[int] = ...) -> None: ...
+
+class QueryRequest(_message.Message):
+    __slots__ = ("agent_id", "actor", "event_type", "since_ms", "until_ms", "text", "page")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    actor: str
+    event_type: str
+    since_ms: int
+    until_ms: int
+    text: str
+    page: _common_pb2.PageRequest
+    def __init__(self, agent_id: _Optional[str] = ..., actor: _Optional[str] = ..., event_type: _Optional[str] = ..., since_ms: _Optional[int] = ..., until_ms: _Optional[int] = ..., text: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QueryResponse(_message.Message):
+    __slots__ = ("entries", "page")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    page: _common_pb2.PageResponse
+    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class GetEventRequest(_message.Message):
+    __slots__ = ("event_id", "index")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    index: int
+    def __init__(self, event_id: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("origin", "tree_size", "root_hash", "signed_note")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_NOTE_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    signed_note: str
+    def __init__(self, origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., signed_note: _Optional[str] = ...) -> None: ...
+
+class GetInclusionProofRequest(_message.Message):
+    __slots__ = ("event_id", "index", "tree_size")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    index: int
+    tree_size: int
+    def __init__(self, event_id: _Optional[str] = ..., index: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
+
+class InclusionProof(_message.Message):
+    __slots__ = ("index", "tree_size", "leaf_hash", "hashes", "root_hash")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    tree_size: int
+    leaf_hash: bytes
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    root_hash: bytes
+    def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., hashes: _Optional[_Iterable[bytes]] = ..., root_hash: _Optional[bytes] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("old_size", "new_size")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    new_size: int
+    def __init__(self, old_size: _Optional[int] = ..., new_size: _Optional[int] = ...) -> None: ...
+
+class ConsistencyProof(_message.Message):
+    __slots__ = ("old_size", "new_size", "hashes", "old_root", "new_root")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    OLD_ROOT_FIELD_NUMBER: _ClassVar[int]
+    NEW_ROOT_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    new_size: int
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    old_root: bytes
+    new_root: bytes
+    def __init__(self, old_size: _Optional[int] = ..., new_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ..., old_root: _Optional[bytes] = ..., new_root: _Optional[bytes] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("from_index", "to_index")
+    FROM_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TO_INDEX_FIELD_NUMBER: _ClassVar[int]
+    from_index: int
+    to_index: int
+    def __init__(self, from_index: _Optional[int] = ..., to_index: _Optional[int] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("ok", "checked", "first_bad_entry", "problem")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    checked: int
+    first_bad_entry: str
+    problem: str
+    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_bad_entry: _Optional[str] = ..., problem: _Optional[str] = ...) -> None: ...
+
+class ExportRequest(_message.Message):
+    __slots__ = ("since_ms", "until_ms")
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    since_ms: int
+    until_ms: int
+    def __init__(self, since_ms: _Optional[int] = ..., until_ms: _Optional[int] = ...) -> None: ...
+
+class ExportChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ReportRequest(_message.Message):
+    __slots__ = ("since_ms", "until_ms", "format")
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    since_ms: int
+    until_ms: int
+    format: str
+    def __init__(self, since_ms: _Optional[int] = ..., until_ms: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
+
+class ReportResponse(_message.Message):
+    __slots__ = ("content_type", "body")
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    content_type: str
+    body: bytes
+    def __init__(self, content_type: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
