@@ -1,0 +1,720 @@
+"""The policy engine: Cedar decisions over a hot-swappable, versioned policy set.
+
+State is one immutable :class:`EngineState` (policy set + base entities + their versions)
+behind one reference. A change is built off to the side (:meth:`PolicyEngine.prepare`,
+safe to run in a worker thread) and swapped in with one assignment
+(:meth:`PolicyEngine.install`), so a decision always sees one consistent state, and a set
+that fails to build never replaces the one in force.
+
+Decision rules (ADR 0020):
+
+* Default deny: no satisfied permit → Deny("no policy permits …").
+* A satisfied forbid overrides every permit → Deny with each forbid's ``@reason``.
+* Satisfied permits with ``@condition`` → AllowWithConditions with the union of their
+  conditions (a condition is never waived because another permit also matched).
+* Unknown action, unknown entity type, a principal (or resource) in neither the base
+  entity set nor the request's entities, a context the schema rejects → Deny with a reason.
+* Fail closed: a policy that errors while evaluating (``fail_on_policy_errors``), an
+  exception from the engine, a blown deadline or an allow whose audit cannot be written →
+  Deny with ``fail_closed=True`` and an audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cedarpy
+
+from symbi_common.cedar import NAMESPACE
+from symbi_common.errors import InvalidArgument, SymbiError
+from symbi_policy.annotations import Condition
+from symbi_policy.audit import (
+    EVENT_DECISION,
+    EVENT_ENGINE_FAILURE,
+    EVENT_SET_INSTALLED,
+    EVENT_SET_REJECTED,
+    AuditSink,
+    PolicyAuditEvent,
+)
+from symbi_policy.cache import LruCache
+from symbi_policy.compiler import PolicyCompiler
+from symbi_policy.decision import Allow, AllowWithConditions, Decision, Deny, decision_to_dict
+from symbi_policy.entities import EntityCatalog, EntityUid, compile_entities
+from symbi_policy.errors import PolicyProblem, PolicyValidationError
+from symbi_policy.policy_set import CompiledPolicySet, assemble_policy_set
+from symbi_policy.request import AuthzRequest
+from symbi_policy.source import SourceSnapshot
+
+__all__ = [
+    "EngineConfig",
+    "EngineState",
+    "EngineStats",
+    "EngineStatus",
+    "PolicyEngine",
+    "Rejection",
+]
+
+logger = logging.getLogger(__name__)
+
+_ACTION_TYPE = f"{NAMESPACE}::Action"
+# Exceptions that mean "stop", not "the engine failed": never turned into a decision.
+_NOT_ENGINE_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """How the engine decides and what it audits."""
+
+    #: Audit allows too (denies are always audited). An allow that must be audited and
+    #: cannot be becomes a fail-closed deny.
+    audit_allows: bool = False
+    #: Decisions remembered per state; 0 turns the cache off.
+    cache_size: int = 65_536
+    #: Request entity sets (base + the request's own entities) remembered per state.
+    request_entities_cache_size: int = 256
+    #: Deny when any policy errors during evaluation. Cedar itself skips an erroring
+    #: policy, so an erroring forbid would let a permit through; we fail closed instead.
+    fail_on_policy_errors: bool = True
+    #: Deny when the resource is in neither the base entity set nor the request's
+    #: entities (the principal must always be known).
+    require_known_resource: bool = True
+    #: Check each request against the schema in Cedar (action applies to these types,
+    #: context fits RequestContext). About 6 µs per decision.
+    validate_requests: bool = True
+    #: An evaluation slower than this is treated as a timeout (fail closed).
+    max_evaluation_seconds: float = 0.25
+    #: Most requests one evaluate_batch call may carry.
+    max_batch: int = 1_000
+
+    def __post_init__(self) -> None:
+        if self.cache_size < 0 or self.request_entities_cache_size < 0:
+            raise ValueError("cache sizes must be >= 0")
+        if self.max_evaluation_seconds <= 0:
+            raise ValueError("max_evaluation_seconds must be > 0")
+        if self.max_batch <= 0:
+            raise ValueError("max_batch must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """What decisions are made against: one policy set and one base entity set."""
+
+    policy_set: CompiledPolicySet
+    entities: EntityCatalog
+
+    @property
+    def version(self) -> int:
+        return self.policy_set.version
+
+    @property
+    def entities_version(self) -> int:
+        return self.entities.version
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A state that failed to build and was not installed."""
+
+    version: int
+    entities_version: int
+    error: PolicyValidationError
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    """What is in force, and the last change that was refused."""
+
+    version: int
+    entities_version: int
+    digest: str
+    documents: tuple[str, ...]
+    policy_count: int
+    entity_count: int
+    installed_at_ms: int
+    last_rejection: Rejection | None
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters for metrics (the wiring exports them); only ever increase."""
+
+    decisions: int = 0
+    cache_hits: int = 0
+    allows: int = 0
+    denies: int = 0
+    fail_closed: int = 0
+    audit_failures: int = 0
+    installs: int = 0
+    rejections: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A request that passed the pre-checks, ready for Cedar."""
+
+    cedar_request: dict[str, Any]
+    entities: cedarpy.Entities
+    group: str  # requests with the same group share one entity set in a batch
+
+
+class PolicyEngine:
+    """Decides requests against the installed state; audits through ``audit``.
+
+    Not thread-safe for decisions: call ``evaluate``/``evaluate_batch``/``install`` from
+    one thread (the event loop). ``prepare`` may run in a worker thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        audit: AuditSink,
+        config: EngineConfig | None = None,
+        compiler: PolicyCompiler | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._audit = audit
+        self._config = config or EngineConfig()
+        self._compiler = compiler or PolicyCompiler()
+        self._schema = self._compiler.schema
+        self._clock = clock
+        self._cedar_schema = self._schema if self._config.validate_requests else None
+        self._state = self._empty_state()
+        self._installed_at_ms = 0
+        self._last_rejection: Rejection | None = None
+        self._decisions: LruCache[tuple[object, ...], Decision] = LruCache(self._config.cache_size)
+        self._request_entities: LruCache[str, tuple[cedarpy.Entities, frozenset[EntityUid]]] = (
+            LruCache(self._config.request_entities_cache_size)
+        )
+        self.stats = EngineStats()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._config
+
+    @property
+    def compiler(self) -> PolicyCompiler:
+        return self._compiler
+
+    @property
+    def state(self) -> EngineState:
+        """The state in force (an immutable snapshot)."""
+        return self._state
+
+    @property
+    def version(self) -> int:
+        return self._state.version
+
+    @property
+    def entities_version(self) -> int:
+        return self._state.entities_version
+
+    def prepare(self, snapshot: SourceSnapshot) -> EngineState:
+        """Build a state from ``snapshot`` without touching the one in force.
+
+        Raises PolicyValidationError when any document or the entity set is invalid, or
+        when policy ids collide. Pure apart from the compiler's cache: safe in a thread.
+        """
+        documents = []
+        problems: list[PolicyProblem] = []
+        for document in snapshot.policies:
+            try:
+                documents.append(self._compiler.compile(document.name, document.text))
+            except PolicyValidationError as exc:
+                problems.extend(exc.problems)
+        entities_text = snapshot.entities.text if snapshot.entities is not None else "[]"
+        try:
+            entities = compile_entities(
+                entities_text, self._schema, version=snapshot.entities_version
+            )
+        except PolicyValidationError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise PolicyValidationError(problems)
+        policy_set = assemble_policy_set(documents, snapshot.policy_version)
+        return EngineState(policy_set, entities)
+
+    def install(self, state: EngineState) -> bool:
+        """Put ``state`` in force; False (and nothing changes) if it is older than the current.
+
+        The swap is one assignment, and both caches are emptied with it.
+        """
+        current = self._state
+        if (state.version, state.entities_version) < (current.version, current.entities_version):
+            logger.info(
+                "not installing policy set v%d/entities v%d: v%d/entities v%d is newer",
+                state.version,
+                state.entities_version,
+                current.version,
+                current.entities_version,
+            )
+            return False
+        self._state = state
+        self._decisions.clear()
+        self._request_entities.clear()
+        self._installed_at_ms = time.time_ns() // 1_000_000
+        self.stats.installs += 1
+        logger.info(
+            "policy set v%d (%d policies, digest %.12s) and entities v%d in force",
+            state.version,
+            len(state.policy_set.policies),
+            state.policy_set.digest,
+            state.entities_version,
+        )
+        self._record_quietly(
+            PolicyAuditEvent(
+                EVENT_SET_INSTALLED,
+                "",
+                "",
+                "",
+                {
+                    "version": state.version,
+                    "entities_version": state.entities_version,
+                    "digest": state.policy_set.digest,
+                    "documents": list(state.policy_set.documents),
+                    "policies": len(state.policy_set.policies),
+                },
+            )
+        )
+        return True
+
+    def apply(self, snapshot: SourceSnapshot) -> EngineState:
+        """``prepare`` then ``install``; on a validation failure record it and re-raise."""
+        try:
+            state = self.prepare(snapshot)
+        except PolicyValidationError as exc:
+            self.record_rejection(snapshot, exc)
+            raise
+        self.install(state)
+        return state
+
+    def record_rejection(self, snapshot: SourceSnapshot, error: PolicyValidationError) -> None:
+        """Note (status, audit, log) that ``snapshot`` failed and the old state stays."""
+        self._last_rejection = Rejection(
+            snapshot.policy_version,
+            snapshot.entities_version,
+            error,
+            time.time_ns() // 1_000_000,
+        )
+        self.stats.rejections += 1
+        logger.warning(
+            "policy set v%d/entities v%d rejected, v%d stays in force: %s",
+            snapshot.policy_version,
+            snapshot.entities_version,
+            self._state.version,
+            error.message,
+        )
+        self._record_quietly(
+            PolicyAuditEvent(
+                EVENT_SET_REJECTED,
+                "",
+                "",
+                "",
+                {
+                    "version": snapshot.policy_version,
+                    "entities_version": snapshot.entities_version,
+                    "in_force": self._state.version,
+                    "problems": [str(p) for p in error.problems],
+                },
+            )
+        )
+
+    def status(self) -> EngineStatus:
+        state = self._state
+        return EngineStatus(
+            version=state.version,
+            entities_version=state.entities_version,
+            digest=state.policy_set.digest,
+            documents=state.policy_set.documents,
+            policy_count=len(state.policy_set.policies),
+            entity_count=len(state.entities.uids),
+            installed_at_ms=self._installed_at_ms,
+            last_rejection=self._last_rejection,
+        )
+
+    # ------------------------------------------------------------------ decisions
+
+    def evaluate(self, request: AuthzRequest, *, deadline: float | None = None) -> Decision:
+        """Decide one request. Never raises for a bad request or engine failure: denies.
+
+        ``deadline`` is a ``time.monotonic()`` instant; past it the answer is a
+        fail-closed deny.
+        """
+        state = self._state
+        key = self._cache_key(state, request)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return self._finish(request, cached, cached=True)
+        decision = self._decide(state, request, deadline)
+        return self._finish(request, decision, cached=False, key=key)
+
+    def evaluate_batch(
+        self, requests: Sequence[AuthzRequest], *, deadline: float | None = None
+    ) -> list[Decision]:
+        """Decide many requests with one Cedar call per distinct entity set.
+
+        Raises InvalidArgument when the batch is larger than ``max_batch``.
+        """
+        if len(requests) > self._config.max_batch:
+            raise InvalidArgument(
+                f"batch of {len(requests)} requests is over the limit of {self._config.max_batch}",
+                reason="BATCH_TOO_LARGE",
+            )
+        state = self._state
+        decisions: list[Decision | None] = [None] * len(requests)
+        keys: list[tuple[object, ...]] = []
+        hits: list[bool] = [False] * len(requests)
+        groups: dict[str, list[tuple[int, _Call]]] = {}
+        for i, request in enumerate(requests):
+            key = self._cache_key(state, request)
+            keys.append(key)
+            cached = self._decisions.get(key)
+            if cached is not None:
+                self.stats.cache_hits += 1
+                decisions[i] = cached
+                hits[i] = True
+                continue
+            call = self._precheck(state, request)
+            if isinstance(call, Decision):
+                decisions[i] = call
+            else:
+                groups.setdefault(call.group, []).append((i, call))
+        for members in groups.values():
+            self._decide_group(state, requests, members, decisions, deadline)
+        results = []
+        for i, request in enumerate(requests):
+            decision = decisions[i]
+            assert decision is not None  # every index was filled above
+            results.append(
+                self._finish(request, decision, cached=hits[i], key=None if hits[i] else keys[i])
+            )
+        return results
+
+    def _decide(
+        self, state: EngineState, request: AuthzRequest, deadline: float | None
+    ) -> Decision:
+        call = self._precheck(state, request)
+        if isinstance(call, Decision):
+            return call
+        start = self._clock()
+        if deadline is not None and start >= deadline:
+            return self._failure(state, request, "deadline passed before evaluation")
+        try:
+            result = cedarpy.is_authorized(
+                call.cedar_request, state.policy_set.handle, call.entities, self._cedar_schema
+            )
+        except _NOT_ENGINE_FAILURES:
+            raise
+        except BaseException as exc:  # pyo3 panics derive from BaseException
+            logger.exception("Cedar failed on %s", request.describe())
+            return self._failure(state, request, f"engine error: {type(exc).__name__}: {exc}")
+        late = self._lateness(start, deadline)
+        if late is not None:
+            return self._failure(state, request, late)
+        return self._interpret(state, request, result)
+
+    def _decide_group(
+        self,
+        state: EngineState,
+        requests: Sequence[AuthzRequest],
+        members: list[tuple[int, _Call]],
+        decisions: list[Decision | None],
+        deadline: float | None,
+    ) -> None:
+        start = self._clock()
+        if deadline is not None and start >= deadline:
+            for i, _ in members:
+                decisions[i] = self._failure(
+                    state, requests[i], "deadline passed before evaluation"
+                )
+            return
+        try:
+            results = cedarpy.is_authorized_batch(
+                [call.cedar_request for _, call in members],
+                state.policy_set.handle,
+                members[0][1].entities,
+                self._cedar_schema,
+            )
+        except _NOT_ENGINE_FAILURES:
+            raise
+        except BaseException:  # pyo3 panics derive from BaseException
+            # One bad request must not deny its neighbours: decide each on its own.
+            logger.warning("batch of %d failed in Cedar; deciding one by one", len(members))
+            for i, _ in members:
+                decisions[i] = self._decide(state, requests[i], deadline)
+            return
+        late = self._lateness(start, deadline, count=len(members))
+        for (i, _), result in zip(members, results, strict=True):
+            if late is not None:
+                decisions[i] = self._failure(state, requests[i], late)
+            else:
+                decisions[i] = self._interpret(state, requests[i], result)
+
+    def _lateness(self, start: float, deadline: float | None, *, count: int = 1) -> str | None:
+        now = self._clock()
+        budget = self._config.max_evaluation_seconds * count
+        if now - start > budget:
+            return (
+                f"evaluation timed out: took {(now - start) * 1e3:.1f} ms, "
+                f"over the {budget * 1e3:.1f} ms budget"
+            )
+        if deadline is not None and now > deadline:
+            return "deadline passed during evaluation"
+        return None
+
+    def _precheck(self, state: EngineState, request: AuthzRequest) -> Decision | _Call:
+        """Deny what Cedar would misjudge or cannot judge; otherwise build the Cedar call."""
+        if not request.known_action:
+            return self._deny(
+                state, f"unknown action {request.action!r}: the Symbi schema does not declare it"
+            )
+        for role, uid in (("principal", request.principal), ("resource", request.resource)):
+            if not uid.known_type:
+                return self._deny(
+                    state, f"unknown {role} type {uid.type!r}: the Symbi schema does not declare it"
+                )
+        entities = state.entities.handle
+        request_uids: frozenset[EntityUid] = frozenset()
+        group = ""
+        if request.entities:
+            group = request.entities_key()
+            merged = self._merge_entities(state, group)
+            if isinstance(merged, str):
+                return self._deny(state, merged)
+            entities, request_uids = merged
+        for role, uid, required in (
+            ("principal", request.principal, True),
+            ("resource", request.resource, self._config.require_known_resource),
+        ):
+            if required and uid not in state.entities.uids and uid not in request_uids:
+                return self._deny(
+                    state,
+                    f"unknown {role} {uid}: not in the entity set (version "
+                    f"{state.entities_version}) nor in the request's entities",
+                )
+        cedar_request = {
+            "principal": request.principal.as_cedar(),
+            "action": {"type": _ACTION_TYPE, "id": request.action},
+            "resource": request.resource.as_cedar(),
+            "context": request.context,
+        }
+        return _Call(cedar_request, entities, group)
+
+    def _merge_entities(
+        self, state: EngineState, key: str
+    ) -> tuple[cedarpy.Entities, frozenset[EntityUid]] | str:
+        cached = self._request_entities.get(key)
+        if cached is not None:
+            return cached
+        delta = json.loads(key)
+        uids = frozenset(EntityUid(e["uid"]["type"], e["uid"]["id"]) for e in delta)
+        clashes = sorted(str(u) for u in uids & state.entities.uids)
+        if clashes:
+            # A request may add entities, never restate stored ones: a caller that could
+            # override an agent's attributes could grant itself anything.
+            return (
+                f"request entities {', '.join(clashes)} are already in the entity set "
+                f"(version {state.entities_version}); a request may only add entities"
+            )
+        try:
+            handle = state.entities.handle.with_added_json_str(key, self._schema)
+        except ValueError as exc:
+            return f"request entities rejected by the schema: {exc}"
+        merged = (handle, uids)
+        self._request_entities.put(key, merged)
+        return merged
+
+    def _interpret(
+        self, state: EngineState, request: AuthzRequest, result: cedarpy.AuthzResult
+    ) -> Decision:
+        diagnostics = result.diagnostics
+        errors = diagnostics.errors
+        if result.decision == cedarpy.Decision.NoDecision:
+            return self._deny(state, *(f"request rejected: {e}" for e in errors or ["no decision"]))
+        ids = tuple(diagnostics.reasons)
+        if errors and self._config.fail_on_policy_errors:
+            return Deny(
+                policies=(),
+                version=state.version,
+                entities_version=state.entities_version,
+                reasons=tuple(f"policy evaluation error (fail closed): {e}" for e in errors),
+                fail_closed=True,
+            )
+        policies = state.policy_set.policies
+        if result.decision == cedarpy.Decision.Allow:
+            conditions: list[Condition] = []
+            for policy_id in ids:
+                policy = policies.get(policy_id)
+                if policy is None:
+                    return self._failure(
+                        state, request, f"determining policy {policy_id!r} is not in the set"
+                    )
+                conditions.extend(c for c in policy.conditions if c not in conditions)
+            if conditions:
+                return AllowWithConditions(
+                    policies=ids,
+                    version=state.version,
+                    entities_version=state.entities_version,
+                    conditions=tuple(conditions),
+                )
+            return Allow(
+                policies=ids, version=state.version, entities_version=state.entities_version
+            )
+        if not ids:
+            return self._deny(state, f"no policy permits {request.describe()} (default deny)")
+        reasons = []
+        for policy_id in ids:
+            policy = policies.get(policy_id)
+            reason = policy.reason if policy is not None else None
+            reasons.append(reason or f"forbidden by policy {policy_id}")
+        return Deny(
+            policies=ids,
+            version=state.version,
+            entities_version=state.entities_version,
+            reasons=tuple(reasons),
+        )
+
+    def _deny(self, state: EngineState, *reasons: str) -> Deny:
+        return Deny(
+            policies=(),
+            version=state.version,
+            entities_version=state.entities_version,
+            reasons=reasons,
+        )
+
+    def _failure(self, state: EngineState, request: AuthzRequest, cause: str) -> Deny:
+        """A fail-closed deny, with its own audit event naming the cause."""
+        self.stats.fail_closed += 1
+        self._record_quietly(
+            PolicyAuditEvent(
+                EVENT_ENGINE_FAILURE,
+                "deny",
+                str(request.principal),
+                _agent_id(request.principal),
+                {"request": _request_details(request), "cause": cause, "version": state.version},
+            )
+        )
+        return Deny(
+            policies=(),
+            version=state.version,
+            entities_version=state.entities_version,
+            reasons=(cause,),
+            fail_closed=True,
+        )
+
+    def _finish(
+        self,
+        request: AuthzRequest,
+        decision: Decision,
+        *,
+        cached: bool,
+        key: tuple[object, ...] | None = None,
+    ) -> Decision:
+        """Cache, count and audit a decision; may turn an unauditable allow into a deny."""
+        if key is not None and not (isinstance(decision, Deny) and decision.fail_closed):
+            # A fail-closed deny says something about the moment (an error, a deadline,
+            # load), not about the request: never remember it.
+            self._decisions.put(key, decision)
+        self.stats.decisions += 1
+        must_audit = (
+            isinstance(decision, Deny)
+            or self._config.audit_allows
+            or (
+                isinstance(decision, AllowWithConditions)
+                and any(c.name == "audit_full" for c in decision.conditions)
+            )
+        )
+        if must_audit:
+            event = PolicyAuditEvent(
+                EVENT_DECISION,
+                _audit_decision(decision),
+                str(request.principal),
+                _agent_id(request.principal),
+                {
+                    "request": _request_details(request),
+                    "result": decision_to_dict(decision, cached=cached),
+                },
+            )
+            try:
+                self._audit.record(event)
+            except SymbiError as exc:
+                self.stats.audit_failures += 1
+                if decision.allowed:
+                    logger.warning(  # rare by design: allows are few next to denies
+                        "audit refused an allow of %s (%s): denying", request.describe(), exc
+                    )
+                    decision = Deny(
+                        policies=decision.policies,
+                        version=decision.version,
+                        entities_version=decision.entities_version,
+                        reasons=(
+                            f"audit unavailable, allow withdrawn (fail closed): {exc.message}",
+                        ),
+                        fail_closed=True,
+                    )
+                    self.stats.fail_closed += 1
+                elif _worth_logging(self.stats.audit_failures):
+                    logger.error(
+                        "audit refused a deny of %s: %s (%d audit failures so far)",
+                        request.describe(),
+                        exc,
+                        self.stats.audit_failures,
+                    )
+        if decision.allowed:
+            self.stats.allows += 1
+        else:
+            self.stats.denies += 1
+        return decision
+
+    def _record_quietly(self, event: PolicyAuditEvent) -> None:
+        try:
+            self._audit.record(event)
+        except SymbiError as exc:
+            self.stats.audit_failures += 1
+            if _worth_logging(self.stats.audit_failures):
+                logger.error(
+                    "audit refused %s event: %s (%d audit failures so far)",
+                    event.event_type,
+                    exc,
+                    self.stats.audit_failures,
+                )
+
+    def _cache_key(self, state: EngineState, request: AuthzRequest) -> tuple[object, ...]:
+        return (state.version, state.entities_version, *request.cache_key())
+
+    def _empty_state(self) -> EngineState:
+        empty = SourceSnapshot((), None, 0)
+        return self.prepare(empty)
+
+
+def _worth_logging(failures: int) -> bool:
+    # A full audit buffer fails every event: log the 1st, 2nd, 4th, 8th, ... not each one.
+    return failures & (failures - 1) == 0
+
+
+def _agent_id(uid: EntityUid) -> str:
+    return uid.id if uid.type == f"{NAMESPACE}::Agent" else ""
+
+
+def _audit_decision(decision: Decision) -> str:
+    if isinstance(decision, Deny):
+        return "deny"
+    return "conditional" if isinstance(decision, AllowWithConditions) else "allow"
+
+
+def _request_details(request: AuthzRequest) -> dict[str, Any]:
+    return {
+        "principal": str(request.principal),
+        "action": request.action,
+        "resource": str(request.resource),
+        "context": dict(request.context),
+    }
