@@ -1,0 +1,355 @@
+"""The life of a Symbi service process.
+
+:func:`run_main` is what every ``python -m symbi_<name>`` calls. It loads settings (exit 2 on
+invalid configuration), then :class:`ProcessRunner` runs the process:
+
+start-up
+    metrics endpoint → gRPC server bound, every service NOT_SERVING → the ready line on stdout
+    (``SYMBI-READY service=… grpc=host:port metrics=host:port pid=…``) → connect to NATS with
+    backoff (however long it takes) → provision streams and buckets → ``service.start()`` →
+    SERVING. Losing NATS later flips health to NOT_SERVING until it reconnects.
+
+shutdown (SIGTERM, SIGINT, a crashed task, or :meth:`Runtime.request_stop`) — ordered,
+idempotent, under one hard timeout:
+    health NOT_SERVING → gRPC stop with grace → NATS drain → cancel the process's tasks →
+    ``service.close()`` → NATS close → metrics server close → flush traces.
+
+Every long-lived loop of a service runs under the process's single TaskGroup through
+:meth:`Runtime.spawn`; a loop that crashes stops the process (exit code 1) in the same orderly
+way, instead of leaving a half-working service behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
+
+from nats.js import JetStreamContext
+
+from symbi_common import telemetry
+from symbi_common.config import ServiceSettings, exit_on_config_error, load_settings
+from symbi_common.errors import ConfigError, SymbiError, Unavailable
+from symbi_common.grpc.server import GrpcServer, ServiceBinding
+from symbi_common.jetstream import (
+    BucketSpec,
+    ConnectionOptions,
+    NatsClient,
+    Provisioner,
+    StreamSpec,
+    connect,
+)
+from symbi_common.jetstream.spec import PLATFORM_BUCKETS, PLATFORM_STREAMS
+
+__all__ = ["READY_PREFIX", "ProcessRunner", "Runtime", "Service", "run_main"]
+
+log = logging.getLogger(__name__)
+
+READY_PREFIX = "SYMBI-READY"
+
+
+class Runtime(Protocol):
+    """What a running service gets from its process."""
+
+    @property
+    def settings(self) -> ServiceSettings: ...
+
+    @property
+    def nats(self) -> NatsClient: ...
+
+    @property
+    def js(self) -> JetStreamContext: ...
+
+    @property
+    def provisioner(self) -> Provisioner: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run a long-lived loop under the process's TaskGroup (cancelled at shutdown)."""
+        ...
+
+    async def set_component_health(self, component: str, healthy: bool) -> None:
+        """Mark one of the service's own dependencies up or down (affects gRPC health)."""
+        ...
+
+    def request_stop(self, reason: str, exit_code: int = 0) -> None: ...
+
+
+class Service(Protocol):
+    """What a service plugs into the runner. Its domain objects are built in ``start``."""
+
+    def grpc_bindings(self) -> Sequence[ServiceBinding]:
+        """The gRPC services this process serves (registered before the server starts)."""
+        ...
+
+    def streams(self) -> Sequence[StreamSpec]:
+        """Streams this service needs beyond the platform's (may be empty)."""
+        ...
+
+    def buckets(self) -> Sequence[BucketSpec]:
+        """KV buckets this service needs beyond the platform's (may be empty)."""
+        ...
+
+    async def start(self, runtime: Runtime) -> None:
+        """NATS is connected and provisioned: build state, spawn loops. Return when ready."""
+        ...
+
+    async def close(self) -> None:
+        """Release what ``start`` acquired. Called once, after the loops are cancelled."""
+        ...
+
+
+class ProcessRunner:
+    """Runs one service process from start-up to an orderly exit; returns the exit code."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        service: Service,
+        *,
+        shutdown_timeout_s: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self.service = service
+        self.shutdown_timeout_s = shutdown_timeout_s or settings.grpc.grace_s + 10.0
+        self._grpc: GrpcServer | None = None  # built in run(): grpc.aio binds to the running loop
+        self.metrics: telemetry.MetricsServer | None = None
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._provisioner: Provisioner | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._started = False
+        self._nats_up = False
+        self._components: dict[str, bool] = {}
+        self.exit_code = 0
+        self.stop_reason = ""
+        #: Steps of the last shutdown, in order (tests assert on it).
+        self.shutdown_steps: list[str] = []
+
+    @property
+    def grpc(self) -> GrpcServer:
+        if self._grpc is None:
+            raise RuntimeError("the gRPC server exists only while run() runs")
+        return self._grpc
+
+    # ---- Runtime protocol
+    @property
+    def settings(self) -> ServiceSettings:
+        return self._settings
+
+    @property
+    def nats(self) -> NatsClient:
+        if self._nc is None:
+            raise Unavailable("not connected to NATS yet")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise Unavailable("not connected to NATS yet")
+        return self._js
+
+    @property
+    def provisioner(self) -> Provisioner:
+        if self._provisioner is None:
+            raise Unavailable("not connected to NATS yet")
+        return self._provisioner
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        if self._tg is None:
+            coro.close()
+            raise RuntimeError("spawn() is only available while the process runs")
+        task = self._tg.create_task(self._guard(coro, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def set_component_health(self, component: str, healthy: bool) -> None:
+        self._components[component] = healthy
+        await self._update_health()
+
+    def request_stop(self, reason: str, exit_code: int = 0) -> None:
+        if not self._stop.is_set():
+            log.info("stopping: %s", reason)
+            self.stop_reason = reason
+            self.exit_code = self.exit_code or exit_code
+            self._stop.set()
+
+    # ---- internals
+    async def _guard(self, coro: Awaitable[None], name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self._stopping:
+                log.debug("task %s ended with an error during shutdown", name, exc_info=True)
+            else:
+                log.critical("task %s crashed; stopping the process", name, exc_info=True)
+                self.request_stop(f"task {name} crashed", exit_code=1)
+
+    async def _update_health(self) -> None:
+        serving = (
+            self._started
+            and self._nats_up
+            and all(self._components.values())
+            and not self._stopping
+        )
+        if self._grpc is not None:
+            await self._grpc.set_serving(serving)
+
+    async def _on_nats_state(self, up: bool) -> None:
+        if self._started and not self._stopping and up != self._nats_up:
+            if up:
+                log.info("NATS connection re-established")
+            else:
+                log.warning("NATS connection lost; reconnecting (NOT_SERVING meanwhile)")
+        self._nats_up = up
+        await self._update_health()
+
+    async def _connect_and_start(self) -> None:
+        settings = self._settings
+        self._nc = await connect(
+            settings.nats,
+            ConnectionOptions(name=f"{settings.principal_id}", on_state=self._on_nats_state),
+        )
+        self._js = self._nc.jetstream()
+        self._provisioner = Provisioner(self._js, settings.nats)
+        attempt = 0
+        while True:  # JetStream may not be ready yet (cluster electing a leader)
+            attempt += 1
+            try:
+                await self._provisioner.provision(
+                    (*PLATFORM_STREAMS, *self.service.streams()),
+                    (*PLATFORM_BUCKETS, *self.service.buckets()),
+                )
+                break
+            except Exception as exc:
+                if attempt >= 30 or (isinstance(exc, SymbiError) and not exc.retryable):
+                    raise
+                log.warning("provisioning failed (attempt %d): %s; retrying", attempt, exc)
+                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        await self.service.start(self)
+        self._started = True
+        await self._update_health()
+        log.info("started")
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+    def _announce(self) -> None:
+        grpc_address = f"{self._settings.grpc.host}:{self.grpc.port}"
+        metrics = f"{self.metrics.host}:{self.metrics.port}" if self.metrics else "off"
+        line = (
+            f"{READY_PREFIX} service={self._settings.service_name} grpc={grpc_address} "
+            f"metrics={metrics} pid={os.getpid()}"
+        )
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        log.info("listening: gRPC %s, metrics %s", grpc_address, metrics)
+
+    async def _step(self, name: str, action: Callable[[], Awaitable[object]]) -> None:
+        self.shutdown_steps.append(name)
+        try:
+            await action()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("shutdown step %s failed", name, exc_info=True)
+
+    async def _shutdown(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        await self._step("health", lambda: self.grpc.set_serving(False))
+        await self._step("grpc", self.grpc.stop)
+        if self._nc is not None and self._nc.is_connected:
+            await self._step("nats-drain", self._nc.drain)
+        for task in list(self._tasks):
+            task.cancel()
+        self.shutdown_steps.append("cancel")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        if self._started:
+            await self._step("service-close", self.service.close)
+        if self._nc is not None and not self._nc.is_closed:
+            await self._step("nats-close", self._nc.close)
+
+    async def run(self) -> int:
+        """Run until asked to stop; returns the process exit code."""
+        self._install_signals()
+        try:
+            if self._settings.telemetry.metrics_enabled:
+                self.metrics = telemetry.MetricsServer(
+                    self._settings.telemetry.metrics_host, self._settings.telemetry.metrics_port
+                )
+                self.metrics.start()
+            self._grpc = GrpcServer(self._settings.grpc, self.service.grpc_bindings())
+            await self._grpc.start()
+            self._announce()
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self.spawn(self._connect_and_start(), name="start-up")
+                await self._stop.wait()
+                try:
+                    async with asyncio.timeout(self.shutdown_timeout_s):
+                        await self._shutdown()
+                except TimeoutError:
+                    log.error("shutdown took longer than %.1f s; forcing", self.shutdown_timeout_s)
+                    self.exit_code = self.exit_code or 1
+                    for task in list(self._tasks):
+                        task.cancel()
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            self.exit_code = 1
+        finally:
+            self._tg = None
+            if self.metrics is not None:
+                self.metrics.close()
+                self.shutdown_steps.append("metrics-close")
+            telemetry.shutdown_tracing()
+            self._remove_signals()
+        log.info("stopped (%s)", self.stop_reason or "done")
+        return self.exit_code
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def run_main(settings_cls: type[SettingsT], build: Callable[[SettingsT], Service]) -> None:
+    """Entry point of ``python -m symbi_<name>``: never returns; exits 2 on bad configuration."""
+    program = f"symbi-{settings_cls.service_name}"
+    try:
+        settings = load_settings(settings_cls)
+    except ConfigError as error:
+        exit_on_config_error(error, program)
+    telemetry.configure(settings)
+    try:
+        service = build(settings)
+    except ConfigError as error:
+        exit_on_config_error(error, program)
+    code = asyncio.run(ProcessRunner(settings, service).run())
+    sys.exit(code)

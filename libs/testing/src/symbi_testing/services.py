@@ -1,0 +1,71 @@
+"""Starting services as processes against a test NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+
+from symbi_common.launcher import ServiceProcess
+
+__all__ = ["ServiceCluster"]
+
+
+class ServiceCluster:
+    """Service processes of one test; every one is stopped (or killed) at the end."""
+
+    def __init__(
+        self, base_dir: Path, nats_url: str | None, monitor_url: str | None = None
+    ) -> None:
+        self.base_dir = base_dir
+        self.nats_url = nats_url
+        self.monitor_url = monitor_url
+        self.processes: list[ServiceProcess] = []
+        self._count = 0
+
+    def env_for(
+        self, service: str, instance: str, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        data_dir = self.base_dir / f"{service}-{instance}"
+        env = {
+            "SYMBI_INSTANCE_ID": instance,
+            "SYMBI_DATA_DIR": str(data_dir),
+            "SYMBI_GRPC__PORT": "0",
+            "SYMBI_TELEMETRY__METRICS_PORT": "0",
+            "SYMBI_LOG_FORMAT": "console",
+            "SYMBI_CONFIG_PATH": "",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.nats_url:
+            env["SYMBI_NATS__URL"] = self.nats_url
+        if self.monitor_url:
+            env["SYMBI_NATS__MONITOR_URL"] = self.monitor_url
+        env.update(extra or {})
+        return env
+
+    def start(
+        self, service: str, *, instance: str | None = None, env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start a service and wait for its ready line (not for SERVING)."""
+        self._count += 1
+        instance = instance or f"t{self._count}"
+        process = ServiceProcess(
+            service,
+            self.env_for(service, instance, env),
+            log_file=self.base_dir / "logs" / f"{service}-{instance}.log",
+        )
+        self.processes.append(process)
+        process.start()
+        return process
+
+    async def start_serving(
+        self, service: str, *, instance: str | None = None, env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        process = await asyncio.to_thread(self.start, service, instance=instance, env=env)
+        await process.wait_serving()
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop(timeout_s=10)
+        self.processes.clear()
