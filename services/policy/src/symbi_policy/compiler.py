@@ -43,6 +43,7 @@ __all__ = [
 DOCUMENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,127}")
 
 _EOF = "unexpected end of input"
+_UNEXPECTED_SEMICOLON = "unexpected token `;`"
 _BACKTICKED = re.compile(r"`([^`]+)`")
 _FOR_POLICY = re.compile(r"^for policy `[^`]*`,\s*")
 
@@ -319,28 +320,41 @@ def _locate_parse_error(name: str, text: str, stmt: Statement) -> PolicyProblem 
     message = _parses(text[stmt.start : stmt.end])
     if message is None:
         return None
-    if message == _EOF:
-        if not stmt.terminated:
-            return _problem(name, text, stmt.end, policy, "unexpected end of input: missing `;`")
-        return _problem(name, text, stmt.end, policy, message)
-    # Cedar's parser is LR: it rejects the first token that cannot continue a valid prefix,
-    # and every shorter prefix fails only with "unexpected end of input". Bisect for the
-    # shortest prefix that fails otherwise; its last token is the one the parser rejected.
+    # Find the first token the parser rejects by bisecting over prefixes. Cedar's parser
+    # recovers from errors and then prefers to report "unexpected end of input", so each
+    # prefix gets a `;` appended: a prefix that can still become a policy then fails only
+    # on that `;` (or parses), one that cannot fails on its own bad token, and stays
+    # failing however much is added after it.
     tokens = stmt.tokens
-    lo, hi = 1, len(tokens)
+
+    def viable(count: int) -> bool:
+        error = _parses(text[stmt.start : tokens[count - 1].end] + " ;")
+        # Errors that are not about a token (an unknown function, a bad escape) only show
+        # once the policy is whole; they say nothing about where the syntax went wrong.
+        return error is None or error == _UNEXPECTED_SEMICOLON or not _is_syntax_error(error)
+
+    lo, hi = 1, len(tokens) + 1  # hi: "no prefix is non-viable"
     while lo < hi:
         mid = (lo + hi) // 2
-        prefix_error = _parses(text[stmt.start : tokens[mid - 1].end])
-        if prefix_error is None or prefix_error == _EOF:
+        if viable(mid):
             lo = mid + 1
         else:
             hi = mid
-    if lo < len(tokens) or message.startswith(("unexpected token", "invalid token")):
-        return _problem(name, text, tokens[lo - 1].start, policy, message)
+    if lo <= len(tokens) and not (lo == len(tokens) and stmt.terminated):
+        prefix_error = _parses(text[stmt.start : tokens[lo - 1].end] + " ;") or message
+        return _problem(name, text, tokens[lo - 1].start, policy, prefix_error)
+    if not stmt.terminated:
+        return _problem(name, text, stmt.end, policy, f"{_EOF}: missing `;`")
+    if _is_syntax_error(message):
+        return _problem(name, text, tokens[-1].start, policy, message)
     # The statement is syntactically whole; Cedar rejected a part of it (an unknown
     # function, a bad escape, ...). Find the part the message quotes.
     offset = _fragment_offset(stmt, message)
     return _problem(name, text, stmt.start if offset is None else offset, policy, message)
+
+
+def _is_syntax_error(message: str) -> bool:
+    return message.startswith(("unexpected token", "invalid token"))
 
 
 def _fragment_offset(stmt: Statement, message: str) -> int | None:
