@@ -1,0 +1,346 @@
+"""Worker nodes: what each offers (from heartbeats), what the scheduler has charged to it, and
+which nodes are reachable.
+
+The scheduler does its own accounting: a task's request is charged to its node from dispatch
+until it ends, so placement never waits for the next heartbeat to see a node fill up.
+Heartbeats bring the node's total allocatable capacity, tiers, labels, whether it accepts new
+work, and the ids of the tasks it is running (used to find runs that should not exist).
+
+A node is unreachable once it has been silent for ``missed_heartbeats`` intervals; the
+registry reports it once (``expire``), and the caller requeues what was charged to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from symbi_common.errors import InvalidArgument, NotFound
+
+from .options import NodeOptions
+from .priority import SandboxTier
+from .resources import NodeCapacity, Vector
+from .task import TaskSpec, check_id, freeze_labels
+
+__all__ = ["Node", "NodeHeartbeat", "NodeRegistry", "NodeView"]
+
+_EMPTY_CAPACITY = NodeCapacity(0, 0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHeartbeat:
+    """One heartbeat of a worker node's sandbox service."""
+
+    node_id: str
+    capacity: NodeCapacity
+    tiers: frozenset[SandboxTier]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    running: frozenset[str] = frozenset()
+    schedulable: bool = True
+
+    def __post_init__(self) -> None:
+        check_id("node_id", self.node_id)
+        if not isinstance(self.capacity, NodeCapacity):
+            raise InvalidArgument("heartbeat capacity must be a NodeCapacity")
+        object.__setattr__(self, "tiers", frozenset(SandboxTier.parse(t) for t in self.tiers))
+        object.__setattr__(self, "labels", freeze_labels("labels", self.labels))
+        object.__setattr__(self, "running", frozenset(self.running))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A read-only picture of a node for status and ListNodes."""
+
+    node_id: str
+    reachable: bool
+    confirmed: bool
+    schedulable: bool
+    capacity: NodeCapacity
+    allocated: Vector
+    tasks: int
+    tiers: frozenset[SandboxTier]
+    labels: Mapping[str, str]
+    last_seen: float
+
+
+class Node:
+    """A node as the registry tracks it. Mutated only through ``NodeRegistry``."""
+
+    __slots__ = (
+        "allocated",
+        "capacity",
+        "confirmed",
+        "free",
+        "free_slots",
+        "labels",
+        "last_seen",
+        "node_id",
+        "order",
+        "reachable",
+        "reported_running",
+        "schedulable",
+        "tasks",
+        "tiers",
+    )
+
+    def __init__(self, node_id: str, order: int, now: float) -> None:
+        self.node_id = node_id
+        self.order = order
+        self.capacity = _EMPTY_CAPACITY
+        self.tiers: frozenset[SandboxTier] = frozenset()
+        self.labels: Mapping[str, str] = MappingProxyType({})
+        self.schedulable = False
+        self.reachable = True
+        # False for a node known only from the journal (it had tasks before a restart) until
+        # its first heartbeat: it takes no new work, but its silence still counts.
+        self.confirmed = False
+        self.last_seen = now
+        self.reported_running: frozenset[str] = frozenset()
+        self.tasks: dict[str, Vector] = {}
+        self.allocated: list[int] = [0, 0, 0, 0]
+        self.free: list[int] = [0, 0, 0, 0]
+        self.free_slots = 0
+
+    def _recompute_free(self) -> None:
+        total = self.capacity.vector
+        alloc = self.allocated
+        self.free = [
+            total[0] - alloc[0],
+            total[1] - alloc[1],
+            total[2] - alloc[2],
+            total[3] - alloc[3],
+        ]
+        self.free_slots = self.capacity.max_tasks - len(self.tasks)
+
+    def fits(self, request: Vector) -> bool:
+        """True if ``request`` fits in what is free now."""
+        free = self.free
+        return (
+            self.free_slots > 0
+            and free[0] >= request[0]
+            and free[1] >= request[1]
+            and free[2] >= request[2]
+            and free[3] >= request[3]
+        )
+
+    def could_hold(self, request: Vector) -> bool:
+        """True if ``request`` fits in the node's total capacity (were it empty)."""
+        total = self.capacity.vector
+        return (
+            self.capacity.max_tasks > 0
+            and total[0] >= request[0]
+            and total[1] >= request[1]
+            and total[2] >= request[2]
+            and total[3] >= request[3]
+        )
+
+    def matches(self, spec: TaskSpec) -> bool:
+        """True if the node offers the task's tier and carries its selected labels."""
+        if spec.tier not in self.tiers:
+            return False
+        labels = self.labels
+        return all(labels.get(k) == v for k, v in spec.node_selector.items())
+
+    @property
+    def accepting(self) -> bool:
+        """True if new work may be placed here."""
+        return self.reachable and self.confirmed and self.schedulable
+
+    def load(self) -> float:
+        """Dominant share: the largest fraction of any accounted dimension in use."""
+        total = self.capacity.vector
+        share = 0.0
+        for used, cap in zip(self.allocated, total, strict=True):
+            if cap > 0:
+                share = max(share, used / cap)
+        return share
+
+    def view(self) -> NodeView:
+        return NodeView(
+            node_id=self.node_id,
+            reachable=self.reachable,
+            confirmed=self.confirmed,
+            schedulable=self.schedulable,
+            capacity=self.capacity,
+            allocated=(self.allocated[0], self.allocated[1], self.allocated[2], self.allocated[3]),
+            tasks=len(self.tasks),
+            tiers=self.tiers,
+            labels=self.labels,
+            last_seen=self.last_seen,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOutcome:
+    """What a heartbeat changed: ``joined`` (first seen, or back after being unreachable),
+    ``freed`` (more room than before, so waiting tasks may now fit), and ``orphans``: task
+    ids the node runs that the scheduler has not charged to it."""
+
+    joined: bool
+    freed: bool
+    orphans: frozenset[str]
+
+
+class NodeRegistry:
+    """All known nodes, their accounting, and heartbeat expiry. Times are monotonic seconds."""
+
+    def __init__(self, options: NodeOptions) -> None:
+        self._options = options
+        self._nodes: dict[str, Node] = {}
+        self._order = 0
+        self._version = 0  # bumped whenever which nodes match which tiers/labels may change
+        self._shape_cache: dict[tuple[object, ...], list[Node]] = {}
+        self._cache_version = -1
+
+    # ---------------------------------------------------------------- membership
+    def heartbeat(self, hb: NodeHeartbeat, now: float) -> HeartbeatOutcome:
+        """Record a heartbeat received at ``now``."""
+        node = self._nodes.get(hb.node_id)
+        joined = node is None or not node.reachable or not node.confirmed
+        if node is None:
+            node = self._add(hb.node_id, now)
+        before_free = (*node.free, node.free_slots)
+        if (
+            node.tiers != hb.tiers
+            or node.labels != hb.labels
+            or node.schedulable != hb.schedulable
+            or joined
+        ):
+            self._version += 1
+        node.capacity = hb.capacity
+        node.tiers = hb.tiers
+        node.labels = hb.labels
+        node.schedulable = hb.schedulable
+        node.reachable = True
+        node.confirmed = True
+        node.last_seen = now
+        node.reported_running = hb.running
+        node._recompute_free()
+        after_free = (*node.free, node.free_slots)
+        freed = joined or any(a > b for a, b in zip(after_free, before_free, strict=True))
+        orphans = frozenset(t for t in hb.running if t not in node.tasks)
+        return HeartbeatOutcome(joined=joined, freed=freed and node.accepting, orphans=orphans)
+
+    def ensure(self, node_id: str, now: float) -> Node:
+        """The node, created unconfirmed if unknown (used when rebuilding from the journal)."""
+        node = self._nodes.get(node_id)
+        if node is None:
+            node = self._add(node_id, now)
+        return node
+
+    def _add(self, node_id: str, now: float) -> Node:
+        node = Node(node_id, self._order, now)
+        self._order += 1
+        self._nodes[node_id] = node
+        self._version += 1
+        return node
+
+    def expire(self, now: float) -> list[Node]:
+        """Nodes that have just become unreachable (each reported once)."""
+        limit = now - self._options.timeout_s
+        lost = [n for n in self._nodes.values() if n.reachable and n.last_seen <= limit]
+        for node in lost:
+            node.reachable = False
+        if lost:
+            self._version += 1
+        return lost
+
+    def forget(self, node_id: str) -> Node:
+        """Remove a node (deregistered, or long gone). Its charged tasks are the caller's."""
+        node = self._nodes.pop(node_id, None)
+        if node is None:
+            raise NotFound(f"node {node_id!r} is not registered", reason="NODE_NOT_FOUND")
+        self._version += 1
+        return node
+
+    def next_expiry(self) -> float | None:
+        """When the next reachable node would be declared unreachable, if none heartbeats."""
+        deadlines = [n.last_seen for n in self._nodes.values() if n.reachable]
+        return min(deadlines) + self._options.timeout_s if deadlines else None
+
+    # ---------------------------------------------------------------- accounting
+    def charge(self, node_id: str, task_id: str, request: Vector) -> None:
+        """Charge ``request`` to the node for ``task_id`` (idempotent per task)."""
+        node = self._nodes[node_id]
+        if task_id in node.tasks:
+            return
+        node.tasks[task_id] = request
+        alloc = node.allocated
+        for i in range(4):
+            alloc[i] += request[i]
+        node._recompute_free()
+
+    def release(self, node_id: str | None, task_id: str) -> bool:
+        """Undo ``charge``; True if something was released."""
+        node = self._nodes.get(node_id) if node_id is not None else None
+        if node is None:
+            return False
+        request = node.tasks.pop(task_id, None)
+        if request is None:
+            return False
+        alloc = node.allocated
+        for i in range(4):
+            alloc[i] -= request[i]
+        node._recompute_free()
+        return True
+
+    # ---------------------------------------------------------------- queries
+    def get(self, node_id: str) -> Node | None:
+        return self._nodes.get(node_id)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def matching(self, spec: TaskSpec) -> list[Node]:
+        """Accepting nodes with the task's tier and labels, in registration order (cached)."""
+        if self._cache_version != self._version:
+            self._shape_cache.clear()
+            self._cache_version = self._version
+        key = (spec.tier, *spec.node_selector.items())
+        nodes = self._shape_cache.get(key)
+        if nodes is None:
+            nodes = [n for n in self._nodes.values() if n.accepting and n.matches(spec)]
+            self._shape_cache[key] = nodes
+        return nodes
+
+    def eligible(self, spec: TaskSpec) -> list[Node]:
+        """Nodes that could hold the task if they were empty (tier, labels and size)."""
+        request = spec.resources.vector
+        return [n for n in self.matching(spec) if n.could_hold(request)]
+
+    def accepting_ids(self) -> set[str]:
+        return {n.node_id for n in self._nodes.values() if n.accepting}
+
+    def has_confirmed(self) -> bool:
+        """True once any node has heartbeated (before that, size checks are not meaningful)."""
+        return any(n.confirmed and n.reachable for n in self._nodes.values())
+
+    def why_never(self, spec: TaskSpec) -> str:
+        """Why no reachable node could ever hold ``spec`` (empty string if one could)."""
+        live = [n for n in self._nodes.values() if n.reachable and n.confirmed]
+        tiered = [n for n in live if spec.tier in n.tiers]
+        if not tiered:
+            return f"no reachable node offers sandbox tier {spec.tier.value}"
+        labelled = [n for n in tiered if n.matches(spec)]
+        if not labelled:
+            sel = ",".join(f"{k}={v}" for k, v in spec.node_selector.items())
+            return f"no reachable node with tier {spec.tier.value} carries labels {sel}"
+        if any(n.could_hold(spec.resources.vector) for n in labelled):
+            return ""
+        largest = max(labelled, key=lambda n: n.capacity.vector)
+        r = spec.resources
+        c = largest.capacity
+        return (
+            f"request (memory_mb={r.memory_mb}, cpu_millicores={r.cpu_millicores}, "
+            f"disk_io_mbps={r.disk_io_mbps}, network_io_mbps={r.network_io_mbps}) exceeds every "
+            f"matching node; largest is {largest.node_id} (memory_mb={c.memory_mb}, "
+            f"cpu_millicores={c.cpu_millicores}, disk_io_mbps={c.disk_io_mbps}, "
+            f"network_io_mbps={c.network_io_mbps})"
+        )
+
+    def views(self, nodes: Iterable[Node] | None = None) -> list[NodeView]:
+        return [n.view() for n in (self._nodes.values() if nodes is None else nodes)]

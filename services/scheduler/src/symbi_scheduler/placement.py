@@ -1,0 +1,64 @@
+"""Choosing a node for a task among those that fit (see ``PlacementStrategy``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from .nodes import Node
+from .options import PlacementOptions, PlacementStrategy
+from .resources import Vector
+from .task import TaskSpec
+
+__all__ = ["Placer"]
+
+
+def _headroom(node: Node, request: Vector) -> float:
+    """Sum over accounted dimensions of the fraction left free after placing ``request``."""
+    cap = node.capacity.vector
+    free = node.free
+    score = 0.0
+    for i in range(4):
+        if cap[i] > 0:
+            score += (free[i] - request[i]) / cap[i]
+    return score
+
+
+class Placer:
+    """Picks a node for a task; stateless apart from its options."""
+
+    __slots__ = ("_options",)
+
+    def __init__(self, options: PlacementOptions) -> None:
+        self._options = options
+
+    def strategy_for(self, spec: TaskSpec) -> PlacementStrategy:
+        return self._options.strategy_for(spec.priority)
+
+    def choose(
+        self,
+        spec: TaskSpec,
+        nodes: Sequence[Node],
+        exclude: Collection[str] = (),
+    ) -> Node | None:
+        """The node ``spec`` should go to now, or None if none of ``nodes`` has room.
+
+        ``nodes`` must already match the task's tier and labels (``NodeRegistry.matching``),
+        in registration order; ``exclude`` names nodes not to use.
+        """
+        request = spec.resources.vector
+        strategy = self._options.strategy_for(spec.priority)
+        if strategy is PlacementStrategy.FIRST_FIT:
+            for node in nodes:
+                if node.fits(request) and node.node_id not in exclude:
+                    return node
+            return None
+        sign = 1.0 if strategy is PlacementStrategy.BEST_FIT else -1.0
+        best: Node | None = None
+        best_key: tuple[float, float, int, int] | None = None
+        for node in nodes:
+            if not node.fits(request) or node.node_id in exclude:
+                continue
+            key = (sign * _headroom(node, request), node.load(), len(node.tasks), node.order)
+            if best_key is None or key < best_key:
+                best, best_key = node, key
+        return best
