@@ -26,8 +26,8 @@ PACKAGE = "symbi"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
 
-def generate(out: Path) -> None:
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+def generate(out: Path, proto_root: Path = PROTO_ROOT) -> None:
+    protos = sorted(str(p.relative_to(proto_root)) for p in proto_root.rglob("*.proto"))
     if not protos:
         raise SystemExit("no .proto files under proto/")
     well_known = resources.files("grpc_tools").joinpath("_proto")
@@ -38,7 +38,7 @@ def generate(out: Path) -> None:
         sys.executable,
         "-m",
         "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}",
+        f"-I{proto_root}",
         f"-I{well_known}",
         f"--python_out={out}",
         f"--pyi_out={out}",
@@ -47,7 +47,7 @@ def generate(out: Path) -> None:
         f"--mypy_grpc_out={out}",
         *protos,
     ]
-    result = subprocess.run(cmd, cwd=PROTO_ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(cmd, cwd=proto_root, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
         raise SystemExit(f"protoc failed with exit code {result.returncode}")
@@ -67,8 +67,12 @@ def generated_files(root: Path) -> dict[str, Path]:
 def differences(fresh_root: Path, committed_root: Path) -> list[str]:
     fresh = generated_files(fresh_root)
     committed = generated_files(committed_root)
-    problems = [f"missing (run make proto): {name}" for name in sorted(fresh.keys() - committed.keys())]
-    problems += [f"stale, no longer generated: {name}" for name in sorted(committed.keys() - fresh.keys())]
+    problems = [
+        f"missing (run make proto): {name}" for name in sorted(fresh.keys() - committed.keys())
+    ]
+    problems += [
+        f"stale, no longer generated: {name}" for name in sorted(committed.keys() - fresh.keys())
+    ]
     problems += [
         f"differs from its .proto (run make proto): {name}"
         for name in sorted(fresh.keys() & committed.keys())
@@ -78,12 +82,15 @@ def differences(fresh_root: Path, committed_root: Path) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    parser.add_argument("--proto-root", type=Path, default=PROTO_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fresh_root = Path(tmp)
-        generate(fresh_root)
+        generate(fresh_root, args.proto_root)
         if args.check:
             problems = differences(fresh_root, OUT_ROOT)
             for problem in problems:

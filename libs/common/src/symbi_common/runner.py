@@ -280,6 +280,10 @@ class ProcessRunner:
         except Exception:
             log.warning("shutdown step %s failed", name, exc_info=True)
 
+    async def _close_nats(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.close()
+
     async def _shutdown(self) -> None:
         if self._stopping:
             return
@@ -295,8 +299,7 @@ class ProcessRunner:
             await asyncio.wait(list(self._tasks))
         if self._started:
             await self._step("service-close", self.service.close)
-        if self._nc is not None and not self._nc.is_closed:
-            await self._step("nats-close", self._nc.close)
+        await self._step("nats-close", self._close_nats)  # a drain already closed it; a no-op then
 
     async def run(self) -> int:
         """Run until asked to stop; returns the process exit code."""

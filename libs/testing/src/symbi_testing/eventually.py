@@ -16,7 +16,7 @@ T = TypeVar("T")
 async def eventually(
     check: Callable[[], T | Awaitable[T]],
     *,
-    timeout: float = 10.0,  # noqa: ASYNC109 (a polling deadline, not an I/O timeout)
+    timeout: float = 10.0,
     interval: float = 0.02,
     message: str = "",
 ) -> T:

@@ -58,7 +58,7 @@ async def connect(section: NatsSection, options: ConnectionOptions) -> NatsClien
     attempt = 0
     async for retry in AsyncRetrying(
         retry=retry_if_exception_type((OSError, TimeoutError, nats.errors.Error)),
-        wait=wait_exponential_jitter(initial=0.05, max=options.max_backoff_s),
+        wait=wait_exponential_jitter(multiplier=0.05, max=options.max_backoff_s),
         reraise=True,
     ):
         with retry:
