@@ -288,6 +288,11 @@ class AuditStore:
         """The Merkle root at the current size."""
         return self._state.tree.root()
 
+    def tree_head(self) -> tuple[int, bytes]:
+        """The current size and root, read together (safe while another thread appends)."""
+        state = self._state
+        return state.size, state.tree.root()
+
     # ------------------------------------------------------------------ writing
 
     def append_batch(self, events: Sequence[AuditEvent]) -> list[int]:

@@ -1,0 +1,182 @@
+"""The audit log: the store plus the log key, the checkpoint policy and retention.
+
+This is the object the service wires up. It is synchronous (the store blocks on fsync), so
+the app calls it from one worker thread for writes and any threads for reads::
+
+    log = AuditLog.open(path, signer=NoteSigner.parse(key_text),
+                        policy=CheckpointPolicy(every_entries=1000, every_seconds=5))
+    indices = log.append_batch(events)        # durable when it returns: ack the messages
+    if (signed := log.checkpoint_if_due()):   # after each batch and on a timer
+        publish(signed.note)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from symbi_audit.checkpoint import Checkpoint, CheckpointPolicy, SignedCheckpoint
+from symbi_audit.event import AuditEvent, verify_event_signature
+from symbi_audit.export import export_to_file
+from symbi_audit.note import NoteSigner
+from symbi_audit.ports import Clock, PublisherKeyring, SystemClock
+from symbi_audit.store import AuditStore
+from symbi_audit.verify import verify_export_file
+from symbi_common.errors import Aborted, InvalidArgument, Unauthenticated
+
+__all__ = ["ArchiveResult", "AuditLog", "EventAuthenticator"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArchiveResult:
+    """One archived segment: entries ``start..end-1`` now live only in ``path``."""
+
+    path: Path
+    start: int
+    end: int
+    removed: int
+
+
+class EventAuthenticator:
+    """Checks publisher signatures on events before they are appended."""
+
+    def __init__(self, keyring: PublisherKeyring, *, require_signature: bool = True) -> None:
+        self._keyring = keyring
+        self._require = require_signature
+
+    def check(self, event: AuditEvent) -> None:
+        """Raise :class:`Unauthenticated` unless the event is signed by a known publisher."""
+        if not event.publisher_signature:
+            if self._require:
+                raise Unauthenticated(f"audit event {event.event_id} is not signed")
+            return
+        key = self._keyring.public_key(event.publisher_key_id)
+        if key is None:
+            raise Unauthenticated(
+                f"audit event {event.event_id} is signed by unknown key {event.publisher_key_id!r}"
+            )
+        if not verify_event_signature(event, key):
+            raise Unauthenticated(
+                f"audit event {event.event_id}: signature by {event.publisher_key_id!r} "
+                "does not verify"
+            )
+
+
+class AuditLog:
+    """The audit store with its signing key, checkpoint policy and archive."""
+
+    def __init__(
+        self,
+        store: AuditStore,
+        signer: NoteSigner,
+        *,
+        policy: CheckpointPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if signer.name != store.origin:
+            raise InvalidArgument(
+                f"log key is named {signer.name!r} but the log origin is {store.origin!r}"
+            )
+        self.store = store
+        self.signer = signer
+        self.policy = policy or CheckpointPolicy()
+        self._clock = clock or SystemClock()
+        latest = store.latest_checkpoint()
+        self._last_size = latest.size if latest else 0
+        self._last_time = self._clock.monotonic()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        signer: NoteSigner,
+        policy: CheckpointPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> AuditLog:
+        """Open (or create) the store at ``path`` for the log named after ``signer``."""
+        store = AuditStore.open(path, origin=signer.name)
+        try:
+            return cls(store, signer, policy=policy, clock=clock)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def append_batch(self, events: Sequence[AuditEvent]) -> list[int]:
+        """:meth:`AuditStore.append_batch`: durable and idempotent when it returns."""
+        return self.store.append_batch(events)
+
+    def checkpoint_if_due(self) -> SignedCheckpoint | None:
+        """Sign a checkpoint when the policy says so; the app publishes what this returns."""
+        size = self.store.size
+        now = self._clock.monotonic()
+        if not self.policy.due(
+            size=size, last_size=self._last_size, now=now, last_time=self._last_time
+        ):
+            return None
+        return self.checkpoint()
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Sign (and store) a checkpoint at the current size; reuse one already there."""
+        size, root = self.store.tree_head()
+        latest = self.store.latest_checkpoint()
+        if latest is not None and latest.size == size:
+            signed = latest
+        else:
+            signed = Checkpoint(self.store.origin, size, root).sign(self.signer)
+            self.store.add_checkpoint(signed, self._clock.now())
+            _log.info("signed checkpoint at size %d", size)
+        self._last_size = size
+        self._last_time = self._clock.monotonic()
+        return signed
+
+    def export(self, path: str | os.PathLike[str], *, start: int | None = None) -> Path:
+        """Export ``start`` (default: first stored entry) up to a fresh checkpoint."""
+        head = self.checkpoint()
+        export_to_file(self.store, path, log_key=self.signer.verifier, start=start, checkpoint=head)
+        return Path(path)
+
+    def archive(self, directory: str | os.PathLike[str]) -> ArchiveResult | None:
+        """Retention: move entries up to the latest checkpoint into a verified export file.
+
+        The segment is written atomically, verified offline against this log's key, and only
+        then are its event bodies removed from the store. Every hash stays, so proofs for
+        archived and later entries keep working (see ``docs/audit.md``). Returns ``None``
+        when there is nothing new to archive.
+        """
+        head = self.store.latest_checkpoint()
+        start = self.store.pruned_before
+        if head is None or head.size <= start:
+            return None
+        safe_origin = re.sub(r"[^A-Za-z0-9._-]+", "_", self.store.origin)
+        path = Path(directory) / f"{safe_origin}-{start:012d}-{head.size:012d}.jsonl"
+        export_to_file(self.store, path, log_key=self.signer.verifier, start=start, checkpoint=head)
+        result = verify_export_file(path, [self.signer.verifier])
+        if not result.ok:
+            raise Aborted(f"archive {path} did not verify ({result.problem}); nothing was pruned")
+        removed = self.store.prune_before(head.size)
+        _log.info("archived audit entries %d..%d to %s", start, head.size - 1, path)
+        return ArchiveResult(path, start, head.size, removed)
