@@ -24,6 +24,7 @@ not recorded: the formatter prints them canonically.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -93,6 +94,7 @@ __all__ = [
     "WildcardPattern",
     "WithAttr",
     "WithBlock",
+    "walk",
 ]
 
 
@@ -115,15 +117,11 @@ class Pos:
 NO_POS = Pos(0, 0, 0, 0, -1, -1)
 
 
-def _pos() -> Pos:
-    return field(default=NO_POS, compare=False, repr=False, kw_only=True)  # type: ignore[no-any-return]
-
-
 @dataclass(frozen=True, slots=True)
 class Node:
     """Base of every syntax node."""
 
-    pos: Pos = _pos()
+    pos: Pos = field(default=NO_POS, compare=False, repr=False, kw_only=True)
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -608,3 +606,16 @@ class Program(Node):
     def agents(self) -> tuple[AgentDef, ...]:
         """The agent definitions, in source order."""
         return tuple(i for i in self.items if isinstance(i, AgentDef))
+
+
+def walk(node: object) -> Iterator[Node]:
+    """Every node under ``node`` (itself included), depth first, in source order."""
+    stack: list[object] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Node):
+            yield current
+            names = [f for f in current.__dataclass_fields__ if f not in ("pos", "comments")]
+            stack.extend(reversed([getattr(current, f) for f in names]))
+        elif isinstance(current, tuple):
+            stack.extend(reversed(current))

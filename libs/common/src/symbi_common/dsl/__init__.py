@@ -1,0 +1,1 @@
+"""The agent DSL: parser, formatter, validation, agent definitions and the policy compiler."""
