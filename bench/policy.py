@@ -1,0 +1,305 @@
+"""Policy decisions: cedarpy alone vs Symbi's engine, per decision and in batches.
+
+Runs the same request mix through
+  (a)  cedarpy alone with cached PolicySet/Entities handles (the baseline),
+  (b)  the policy engine in process: every decision through Cedar (cache off), and with
+       the decision cache on (the mix repeats, as real traffic does),
+  (c)  gRPC Evaluate            — added by the service wiring phase (see RUNNERS below),
+  (d)  gRPC EvaluateBatch       — likewise,
+and prints p50/p99 µs per decision, throughput, and ratios to (a). The last line compares
+batch throughput (engine, cache off, vs cedarpy.is_authorized_batch) and is what CI reads:
+`policy batch/cedarpy ratio: <x>`.
+
+    uv run python bench/policy.py            # full size
+    uv run python bench/policy.py --quick    # a few seconds, for development
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cedarpy
+
+from symbi_policy import (
+    AuthzRequest,
+    EngineConfig,
+    EntitiesDocument,
+    PolicyAuditEvent,
+    PolicyDocument,
+    PolicyEngine,
+    SourceSnapshot,
+)
+
+AGENTS = 200
+TOPICS = 50
+TOOLS = 40
+DATASETS = 40
+BATCH = 100
+
+
+class CountingSink:
+    """Accepts every audit event (as the bounded buffer does while it has room)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def record(self, event: PolicyAuditEvent) -> None:
+        self.count += 1
+
+
+def build_policies() -> str:
+    parts = [
+        """@id("trusted-publish") permit(principal is Symbi::Agent, action == Symbi::Action::"publish", resource)
+when { principal has trust && principal.trust == "trusted" };""",
+        """@id("subscribe-all") permit(principal is Symbi::Agent, action == Symbi::Action::"subscribe", resource);""",
+        """@id("no-secret-topics") @reason("secret topics are off limits")
+forbid(principal, action in [Symbi::Action::"publish", Symbi::Action::"subscribe"], resource)
+when { resource in [Symbi::Topic::"t0", Symbi::Topic::"t10", Symbi::Topic::"t20", Symbi::Topic::"t30"] };""",
+        """@id("verified-tools") @condition("rate_limit:10/m")
+permit(principal is Symbi::Agent, action == Symbi::Action::"tool_call", resource is Symbi::Tool)
+when { resource has verified && resource.verified };""",
+        """@id("risky-tools") @condition("require_approval, audit_full")
+permit(principal is Symbi::Agent, action == Symbi::Action::"tool_call", resource is Symbi::Tool)
+when { context has risk_score && context.risk_score > 70 && principal has trust && principal.trust == "trusted" };""",
+        """@id("read-public") permit(principal, action == Symbi::Action::"read_context", resource is Symbi::Dataset)
+when { resource has classification && resource.classification == "public" };""",
+        """@id("no-night-writes") @reason("writes are frozen at night")
+forbid(principal, action == Symbi::Action::"write_context", resource)
+when { context has hour && (context.hour < 6 || context.hour > 22) };""",
+        """@id("write-own") permit(principal is Symbi::Agent, action == Symbi::Action::"write_context", resource is Symbi::Agent)
+when { principal == resource };""",
+    ]
+    # Per-agent policies, as the DSL compiler emits them: most of the set's size.
+    for i in range(AGENTS):
+        parts.append(
+            f'@id("agent-{i}-net") permit(principal == Symbi::Agent::"a{i}", '
+            f'action == Symbi::Action::"network", resource)\n'
+            f'when {{ context has destination && context.destination like "*.example{i % 7}.com" }};'
+        )
+    return "\n".join(parts)
+
+
+def build_entities() -> list[dict[str, object]]:
+    entities: list[dict[str, object]] = []
+    for i in range(AGENTS):
+        trust = "trusted" if i % 3 else "untrusted"
+        entities.append({"uid": {"type": "Symbi::Agent", "id": f"a{i}"}, "attrs": {"trust": trust}})
+    for i in range(TOPICS):
+        entities.append({"uid": {"type": "Symbi::Topic", "id": f"t{i}"}})
+    for i in range(TOOLS):
+        entities.append(
+            {
+                "uid": {"type": "Symbi::Tool", "id": f"tool{i}"},
+                "attrs": {"name": f"tool{i}", "verified": i % 4 != 0},
+            }
+        )
+    for i in range(DATASETS):
+        cls = "public" if i % 2 else "secret"
+        entities.append(
+            {"uid": {"type": "Symbi::Dataset", "id": f"d{i}"}, "attrs": {"classification": cls}}
+        )
+    entities.append({"uid": {"type": "Symbi::Resource", "id": "net"}})
+    for entity in entities:  # cedarpy alone needs both keys
+        entity.setdefault("attrs", {})
+        entity.setdefault("parents", [])
+    return entities
+
+
+def build_requests(count: int, distinct: int, seed: int = 7) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    pool = []
+    for _ in range(distinct):
+        agent = f"a{rng.randrange(AGENTS)}"
+        kind = rng.randrange(6)
+        if kind == 0:
+            action, resource, context = "publish", ("Symbi::Topic", f"t{rng.randrange(TOPICS)}"), {}
+        elif kind == 1:
+            action, resource, context = (
+                "subscribe",
+                ("Symbi::Topic", f"t{rng.randrange(TOPICS)}"),
+                {},
+            )
+        elif kind == 2:
+            action, resource = "tool_call", ("Symbi::Tool", f"tool{rng.randrange(TOOLS)}")
+            context = {"risk_score": rng.randrange(100), "tool": "x"}
+        elif kind == 3:
+            action, resource, context = (
+                "read_context",
+                ("Symbi::Dataset", f"d{rng.randrange(DATASETS)}"),
+                {},
+            )
+        elif kind == 4:
+            action, resource = (
+                "write_context",
+                ("Symbi::Agent", agent if rng.random() < 0.7 else "a0"),
+            )
+            context = {"hour": rng.randrange(24)}
+        else:
+            action, resource = "network", ("Symbi::Resource", "net")
+            context = {"destination": f"api.example{rng.randrange(7)}.com", "port": 443}
+        pool.append(
+            {
+                "principal": {"type": "Symbi::Agent", "id": agent},
+                "action": {"type": "Symbi::Action", "id": action},
+                "resource": {"type": resource[0], "id": resource[1]},
+                "context": context,
+            }
+        )
+    return [pool[rng.randrange(distinct)] for _ in range(count)]
+
+
+@dataclass
+class Result:
+    name: str
+    per_decision_ns: list[float]
+    total_s: float
+    decisions: int
+
+    @property
+    def throughput(self) -> float:
+        return self.decisions / self.total_s
+
+    def quantile(self, q: float) -> float:
+        data = sorted(self.per_decision_ns)
+        return data[min(len(data) - 1, int(q * len(data)))] / 1000
+
+
+def run_single(name: str, decide: Callable[[object], object], requests: list[object]) -> Result:
+    for request in requests[:200]:  # warm up
+        decide(request)
+    timings = []
+    clock = time.perf_counter_ns
+    start = clock()
+    for request in requests:
+        t0 = clock()
+        decide(request)
+        timings.append(clock() - t0)
+    total = (clock() - start) / 1e9
+    return Result(name, timings, total, len(requests))
+
+
+def run_batches(
+    name: str, decide: Callable[[list[object]], object], requests: list[object]
+) -> Result:
+    batches = [requests[i : i + BATCH] for i in range(0, len(requests), BATCH)]
+    decide(batches[0])  # warm up
+    timings = []
+    clock = time.perf_counter_ns
+    start = clock()
+    for batch in batches:
+        t0 = clock()
+        decide(batch)
+        timings.append((clock() - t0) / len(batch))
+    total = (clock() - start) / 1e9
+    return Result(name, timings, total, len(requests))
+
+
+def report(result: Result, baseline: Result | None) -> None:
+    ratio = ""
+    if baseline is not None:
+        ratio = (
+            f"  p50 ×{result.quantile(0.5) / baseline.quantile(0.5):.2f}"
+            f"  p99 ×{result.quantile(0.99) / baseline.quantile(0.99):.2f}"
+            f"  throughput ×{result.throughput / baseline.throughput:.2f}"
+        )
+    print(
+        f"{result.name:<44} p50 {result.quantile(0.5):7.1f} µs  p99 {result.quantile(0.99):7.1f} µs"
+        f"  {result.throughput:9.0f}/s{ratio}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small run for development")
+    args = parser.parse_args()
+    count = 3_000 if args.quick else 30_000
+    distinct = 2_000
+
+    policies_text = build_policies()
+    entities = build_entities()
+    raw_requests = build_requests(count, distinct)
+
+    # (a) cedarpy alone, handles parsed once
+    policy_set = cedarpy.PolicySet.from_str(policies_text)
+    entity_handle = cedarpy.Entities.from_json_str(json.dumps(entities))
+    baseline = run_single(
+        "(a) cedarpy is_authorized, cached handles",
+        lambda r: cedarpy.is_authorized(r, policy_set, entity_handle),
+        raw_requests,
+    )
+    baseline_batch = run_batches(
+        f"(a) cedarpy is_authorized_batch ({BATCH})",
+        lambda b: cedarpy.is_authorized_batch(b, policy_set, entity_handle),
+        raw_requests,
+    )
+
+    snapshot = SourceSnapshot(
+        (PolicyDocument("bench", policies_text, 1),), EntitiesDocument(json.dumps(entities), 2), 1
+    )
+    requests = [
+        AuthzRequest.from_mapping(
+            {
+                "principal": r["principal"],
+                "action": r["action"]["id"],  # type: ignore[index]
+                "resource": r["resource"],
+                "context": r["context"],
+            }
+        )
+        for r in raw_requests
+    ]
+
+    def engine(cache: bool) -> PolicyEngine:
+        config = EngineConfig(cache_size=65_536 if cache else 0)
+        built = PolicyEngine(audit=CountingSink(), config=config)
+        built.apply(snapshot)
+        return built
+
+    cold = engine(cache=False)
+    warm = engine(cache=True)
+    results = [
+        run_single("(b) engine.evaluate, cache off", cold.evaluate, requests),
+        run_single(f"(b) engine.evaluate, cache on ({distinct} distinct)", warm.evaluate, requests),
+    ]
+    cold_batch_engine = engine(cache=False)
+    batch = run_batches(
+        f"(b) engine.evaluate_batch ({BATCH}), cache off",
+        cold_batch_engine.evaluate_batch,
+        requests,
+    )
+    warm_batch_engine = engine(cache=True)
+    warm_batch = run_batches(
+        f"(b) engine.evaluate_batch ({BATCH}), cache on", warm_batch_engine.evaluate_batch, requests
+    )
+    # (c) gRPC Evaluate and (d) gRPC EvaluateBatch: the wiring phase appends runners here,
+    # against a service started in-process on port 0, reported against the same baselines.
+
+    mix = {"allow": cold.stats.allows, "deny": cold.stats.denies}
+    print(
+        f"policy bench: {len(snapshot.policies[0].text.splitlines())} policy lines, "
+        f"{len(entities)} entities, {count} requests ({distinct} distinct), decisions {mix}"
+    )
+    report(baseline, None)
+    for result in results:
+        report(result, baseline)
+    report(baseline_batch, None)
+    report(batch, baseline_batch)
+    report(warm_batch, baseline_batch)
+    print("(c) gRPC Evaluate / (d) gRPC EvaluateBatch: not measured yet (service wiring phase)")
+    print(
+        f"engine p99 target < 100 µs: cache off {results[0].quantile(0.99):.1f} µs "
+        f"({'met' if results[0].quantile(0.99) < 100 else 'MISSED'})"
+    )
+    print(
+        f"decision sample stdev µs (cache off): {statistics.pstdev(results[0].per_decision_ns) / 1000:.1f}"
+    )
+    print(f"policy batch/cedarpy ratio: {batch.throughput / baseline_batch.throughput:.2f}")
+
+
+if __name__ == "__main__":
+    main()
