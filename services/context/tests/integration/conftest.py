@@ -47,3 +47,38 @@ async def vector_store(
         yield store
     finally:
         await store.aclose()
+
+
+class ManualClock:
+    """A clock the test moves (the domain takes time through the Clock port)."""
+
+    def __init__(self, start: float = 1_750_000_000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class RecordingSink:
+    """Collects memory events."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    async def emit(self, event) -> None:  # type: ignore[no-untyped-def]
+        self.events.append(event)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A manual clock starting mid-2025."""
+    return ManualClock()
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    """A memory-event sink that records."""
+    return RecordingSink()
