@@ -3,8 +3,8 @@
 Chunks end at sentence (or line) boundaries where possible and repeat the tail of the
 previous chunk (up to ``overlap_chars``) so an answer spanning a boundary stays findable.
 Markdown chunks never cross a heading and carry their heading path as ``section``; code
-fences are not parsed for headings. JSON is flattened to ``path: value`` lines, one object of
-an array per section.
+fences are not parsed for headings. JSON is flattened to ``path: value`` lines, one section per top-level
+key and one per record of a top-level list of objects.
 """
 
 from __future__ import annotations
@@ -179,6 +179,13 @@ def _json_sections(text: str) -> Iterator[tuple[str, list[str]]]:
                 yield f"[{i}]", lines
     elif isinstance(data, dict):
         for key, value in data.items():
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                # A list of records: one section per record, so chunks never mix records.
+                for i, item in enumerate(value):
+                    lines = list(_flatten(item, f"{key}[{i}]"))
+                    if lines:
+                        yield f"{key}[{i}]", lines
+                continue
             lines = list(_flatten(value, str(key)))
             if lines:
                 yield str(key), lines

@@ -53,8 +53,11 @@ async def test_store_and_retrieve_own_memory(memory: MemoryStore, sink: Any) -> 
     assert [r.kind for r in stored] == [MemoryKind.LONG_TERM] * 2
     results = await memory.retrieve("alice", MemoryQuery("how do releases of the pipeline work"))
     assert contents(results)[0] == "the deploy pipeline uses blue green releases"
-    assert results[0].owned and results[0].score > 0 and results[0].relevance > 0
-    assert sink.events[0].kind == "stored" and sink.events[0].ids == tuple(r.id for r in stored)
+    assert results[0].owned
+    assert results[0].score > 0
+    assert results[0].relevance > 0
+    assert sink.events[0].kind == "stored"
+    assert sink.events[0].ids == tuple(r.id for r in stored)
     got = await memory.get("alice", stored[0].id)
     assert got.tags == ("ops",)
 
@@ -120,7 +123,8 @@ async def test_shared_memory_is_read_only_when_policy_allows(memory: MemoryStore
     ]
     # root sees every shared level, still not the private one
     got = contents(await memory.retrieve("root", query))
-    assert len(got) == 3 and "private: ingest worker is my favourite service" not in got
+    assert len(got) == 3
+    assert "private: ingest worker is my favourite service" not in got
     # include_shared=False keeps to one's own
     assert (
         contents(
@@ -223,7 +227,7 @@ async def test_feedback_and_use_raise_importance(memory: MemoryStore, clock: Any
     assert second[a.id].importance > first[a.id].importance
     assert second[b.id].importance < second[a.id].importance
     assert second[a.id].record.access_count == 1  # counted on the first retrieval
-    with pytest.raises(InvalidArgument, match="outside -1..1"):
+    with pytest.raises(InvalidArgument, match=r"outside -1\.\.1"):
         await memory.feedback("alice", a.id, 3.0)
 
 
