@@ -29,7 +29,7 @@ from symbi_policy.cedar_text import (
     tokenize,
 )
 from symbi_policy.errors import PolicyProblem, PolicyValidationError
-from symbi_policy.schema import symbi_schema
+from symbi_policy.schema import NAMESPACE, symbi_schema
 
 __all__ = [
     "DOCUMENT_NAME_PATTERN",
@@ -43,6 +43,7 @@ __all__ = [
 DOCUMENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,127}")
 
 _EOF = "unexpected end of input"
+_ACTION_TYPE = f"{NAMESPACE}::Action"
 _UNEXPECTED_SEMICOLON = "unexpected token `;`"
 _BACKTICKED = re.compile(r"`([^`]+)`")
 _FOR_POLICY = re.compile(r"^for policy `[^`]*`,\s*")
@@ -63,6 +64,10 @@ class CompiledPolicy:
     #: The policy in Cedar's JSON form (EST), serialized: policy sets are assembled from it
     #: with the ids above, so decisions name policies by their stable ids.
     est_json: str
+    #: The actions the policy's scope admits (None: any action). Used to index the set.
+    actions: frozenset[str] | None = None
+    #: The principal when the scope is ``principal == <uid>`` (type, id), else None.
+    principal: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +250,36 @@ def _compile_policy(
         line=position.line,
         column=position.column,
         est_json=json.dumps(policy, separators=(",", ":")),
+        actions=_scope_actions(policy.get("action")),
+        principal=_scope_principal(policy.get("principal")),
     )
+
+
+def _scope_actions(scope: Any) -> frozenset[str] | None:
+    """Action ids an EST action constraint admits; None when it admits any (or is unusual)."""
+    if not isinstance(scope, dict):
+        return None
+    op = scope.get("op")
+    if op == "==":
+        entities = [scope.get("entity")]
+    elif op == "in":
+        entities = scope.get("entities") or [scope.get("entity")]
+    else:
+        return None
+    ids = set()
+    for entity in entities:
+        if not isinstance(entity, dict) or entity.get("type") != _ACTION_TYPE:
+            return None  # be conservative: index as "any action"
+        ids.add(str(entity.get("id")))
+    return frozenset(ids)
+
+
+def _scope_principal(scope: Any) -> tuple[str, str] | None:
+    if isinstance(scope, dict) and scope.get("op") == "==":
+        entity = scope.get("entity")
+        if isinstance(entity, dict) and "type" in entity and "id" in entity:
+            return (str(entity["type"]), str(entity["id"]))
+    return None
 
 
 def _positional_index(policy_id: str, count: int) -> int:

@@ -160,8 +160,10 @@ class _Call:
     """A request that passed the pre-checks, ready for Cedar."""
 
     cedar_request: dict[str, Any]
+    policies: cedarpy.PolicySet
     entities: cedarpy.Entities
-    group: str  # requests with the same group share one entity set in a batch
+    #: Requests with equal groups share policy and entity handles: one Cedar batch call.
+    group: tuple[object, str]
 
 
 class PolicyEngine:
@@ -373,7 +375,7 @@ class PolicyEngine:
         decisions: list[Decision | None] = [None] * len(requests)
         keys: list[tuple[object, ...]] = []
         hits: list[bool] = [False] * len(requests)
-        groups: dict[str, list[tuple[int, _Call]]] = {}
+        groups: dict[tuple[object, str], list[tuple[int, _Call]]] = {}
         for i, request in enumerate(requests):
             key = self._cache_key(state, request)
             keys.append(key)
@@ -410,7 +412,7 @@ class PolicyEngine:
             return self._failure(state, request, "deadline passed before evaluation")
         try:
             result = cedarpy.is_authorized(
-                call.cedar_request, state.policy_set.handle, call.entities, self._cedar_schema
+                call.cedar_request, call.policies, call.entities, self._cedar_schema
             )
         except _NOT_ENGINE_FAILURES:
             raise
@@ -440,7 +442,7 @@ class PolicyEngine:
         try:
             results = cedarpy.is_authorized_batch(
                 [call.cedar_request for _, call in members],
-                state.policy_set.handle,
+                members[0][1].policies,
                 members[0][1].entities,
                 self._cedar_schema,
             )
@@ -507,7 +509,14 @@ class PolicyEngine:
             "resource": request.resource.as_cedar(),
             "context": request.context,
         }
-        return _Call(cedar_request, entities, group)
+        principal = (request.principal.type, request.principal.id)
+        policy_set = state.policy_set
+        return _Call(
+            cedar_request,
+            policy_set.handle_for(request.action, principal),
+            entities,
+            (policy_set.slice_key(request.action, principal), group),
+        )
 
     def _merge_entities(
         self, state: EngineState, key: str
