@@ -32,7 +32,7 @@ from symbi_common.errors import (
 )
 from symbi_mcp_gateway.audit import AuditEvent, SecurityAlert
 from symbi_mcp_gateway.config import McpServerConfig
-from symbi_mcp_gateway.definition import ToolDefinition, canonical_json
+from symbi_mcp_gateway.definition import ToolDefinition
 from symbi_mcp_gateway.pins import PinStore, StoredPin, ToolPin
 from symbi_mcp_gateway.resolver import Discovery, KeyResolver
 from symbi_mcp_gateway.trust import Assessment, PinAction, ToolStatus, assess
@@ -195,11 +195,19 @@ class ToolCatalog:
             if definition is not None and definition.name not in definitions:
                 definitions[definition.name] = definition
 
-        discovery, discovery_error = await self._discovery(config, fresh=fresh_discovery)
+        stored = {name: await self._pins.get(f"{server}/{name}") for name in definitions}
+        # Discovery is needed to check a signature or a pinned key's revocation; a server of
+        # unsigned tools (permissive mode) is not made to fetch anything.
+        if any(d.signature for d in definitions.values()) or any(
+            s is not None and s.pin.key_fingerprint for s in stored.values()
+        ):
+            discovery, discovery_error = await self._discovery(config, fresh=fresh_discovery)
+        else:
+            discovery, discovery_error = None, "no tool is signed"
         entries: dict[str, CatalogEntry] = {}
         for name, definition in definitions.items():
             entries[name] = await self._verify(
-                config, definition, discovery, discovery_error, previous.get(name)
+                config, definition, discovery, discovery_error, previous.get(name), stored[name]
             )
         for name in sorted(set(previous) - set(entries)):
             await self._emit(
@@ -271,7 +279,8 @@ class ToolCatalog:
             pin=pin,
             now_ms=now_ms,
         )
-        entry.view = self._view(config, view.definition, assessment, entry.check, pin)
+        entry = self._entry(config, view.definition, assessment, entry.check, pin)
+        self._servers[config.name].entries[tool] = entry
         await self._emit(
             AuditEvent(
                 "mcp.tool.approved",
@@ -293,7 +302,7 @@ class ToolCatalog:
     async def _parse(self, server: str, raw: Mapping[str, Any]) -> ToolDefinition | None:
         try:
             definition = ToolDefinition.from_wire(raw)
-            size = len(canonical_json(definition.document).encode())
+            size = definition.size
             if size > MAX_DEFINITION_BYTES:
                 raise InvalidArgument(
                     f"tool {definition.name!r} definition is {size} bytes; at most "
@@ -337,10 +346,12 @@ class ToolCatalog:
         discovery: Discovery | None,
         discovery_error: str,
         previous: CatalogEntry | None,
+        stored: StoredPin | None,
     ) -> CatalogEntry:
         tool_id = f"{config.name}/{definition.name}"
-        for _ in range(_PIN_RACE_ATTEMPTS):
-            stored = await self._pins.get(tool_id)
+        for attempt in range(_PIN_RACE_ATTEMPTS):
+            if attempt:
+                stored = await self._pins.get(tool_id)
             pin = stored.pin if stored else None
             check = check_signature(
                 definition.document,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from schemapin import SchemaPinCore, SchemaSigningWorkflow
@@ -76,6 +75,8 @@ class ToolDefinition:
     document: Mapping[str, Any]
     signature: str | None
     definition_hash: str
+    #: Bytes of the document's canonical JSON.
+    size: int = 0
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any]) -> ToolDefinition:
@@ -100,10 +101,13 @@ class ToolDefinition:
                 reason="MALFORMED_TOOL",
             )
         document = tool_document(raw)
+        canonical = canonical_json(document).encode("utf-8")
         return cls(
-            document=MappingProxyType(document),
+            # A plain dict (canonical_json cannot serialize mapping proxies); never mutated.
+            document=document,
             signature=signature or None,
-            definition_hash=sha256_digest(document),
+            definition_hash="sha256:" + hashlib.sha256(canonical).hexdigest(),
+            size=len(canonical),
         )
 
     @property
