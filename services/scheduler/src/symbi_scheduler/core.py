@@ -332,14 +332,13 @@ class SchedulerCore:
                     continue  # being stopped already
                 if rec is not None and rec.node_id == hb.node_id and rec.state.on_node:
                     continue
-                dispatch_id = rec.dispatch_id if rec is not None else None
                 log.warning(
                     "node %s runs task %s that is not assigned to it; stopping it",
                     hb.node_id,
                     task_id,
                 )
                 await self._send_stop(
-                    StopOrder(hb.node_id, task_id, dispatch_id, "not assigned to this node")
+                    StopOrder(hb.node_id, task_id, None, "not assigned to this node")
                 )
 
     async def acknowledge(self, task_id: str, dispatch_id: str, node_id: str) -> bool:
@@ -525,7 +524,7 @@ class SchedulerCore:
             nodes = ", ".join(tried)
             await self._fail(
                 rec,
-                f"no start acknowledgement within {timeout:g}s after {failures} dispatches "
+                f"no start acknowledgement within {timeout:g}s after {failures} dispatch attempt(s) "
                 f"(nodes: {nodes})",
             )
             report.failed.append(rec.task_id)

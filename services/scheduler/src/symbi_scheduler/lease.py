@@ -93,6 +93,7 @@ class LeaderElection:
         self._valid_until = 0.0
         self._seen_holder: str | None = None
         self._observed: tuple[int, float] | None = None  # (revision, first seen at)
+        self._reported = False  # leadership as of the last step, to report changes
 
     @property
     def holder(self) -> str:
@@ -130,7 +131,7 @@ class LeaderElection:
     async def step(self) -> Leadership:
         """Renew the lease if leading, else try to take it. Never raises for store trouble:
         it is reported as not leading (or still leading, until the lease runs out)."""
-        was_leader = self.is_leader
+        was_leader = self._reported
         if self._revision is not None:
             await self._renew_lease()
         else:
@@ -138,6 +139,7 @@ class LeaderElection:
         leader = self.is_leader
         if not leader:
             self._revision = None
+        self._reported = leader
         if leader != was_leader:
             log.info(
                 "%s %s the scheduler lease %r (term %s)",
@@ -205,6 +207,7 @@ class LeaderElection:
         """Give the lease up now (graceful shutdown) so a standby takes over at once."""
         revision, self._revision = self._revision, None
         self._valid_until = 0.0
+        self._reported = False
         if revision is None:
             return
         try:

@@ -103,7 +103,10 @@ class DispatchOrder:
 
 @dataclass(frozen=True, slots=True)
 class StopOrder:
-    """Stop a task on a node (preemption, cancellation, or a run that should not exist)."""
+    """Stop a task on a node (preemption, cancellation, or a run that should not exist).
+
+    ``dispatch_id`` names the run to stop; None means any run of ``task_id`` on that node
+    (used for runs the node reports that the scheduler never assigned to it)."""
 
     node_id: str
     task_id: str
