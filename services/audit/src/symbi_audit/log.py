@@ -16,7 +16,8 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -26,6 +27,8 @@ from symbi_audit.event import AuditEvent, verify_event_signature
 from symbi_audit.export import export_to_file
 from symbi_audit.note import NoteSigner
 from symbi_audit.ports import Clock, PublisherKeyring, SystemClock
+from symbi_audit.query import EventFilter, LogEntry
+from symbi_audit.report import ComplianceReport, ReportRules, build_report
 from symbi_audit.store import AuditStore
 from symbi_audit.verify import verify_export_file
 from symbi_common.errors import Aborted, InvalidArgument, Unauthenticated
@@ -158,6 +161,32 @@ class AuditLog:
         head = self.checkpoint()
         export_to_file(self.store, path, log_key=self.signer.verifier, start=start, checkpoint=head)
         return Path(path)
+
+    def report(
+        self, since: datetime, until: datetime, *, rules: ReportRules | None = None
+    ) -> ComplianceReport:
+        """The compliance report of ``[since, until)`` over the entries still in the store,
+        anchored by the latest checkpoint."""
+
+        def window() -> Iterator[LogEntry]:
+            cursor: str | None = None
+            where = EventFilter(since=since, until=until)
+            while True:
+                page = self.store.query(where, cursor=cursor, limit=1000)
+                yield from page.entries
+                if page.next_cursor is None:
+                    return
+                cursor = page.next_cursor
+
+        return build_report(
+            window(),
+            origin=self.store.origin,
+            since=since,
+            until=until,
+            rules=rules,
+            checkpoint=self.store.latest_checkpoint(),
+            generated_at=self._clock.now(),
+        )
 
     def archive(self, directory: str | os.PathLike[str]) -> ArchiveResult | None:
         """Retention: move entries up to the latest checkpoint into a verified export file.
