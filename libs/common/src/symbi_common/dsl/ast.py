@@ -447,6 +447,8 @@ class Capabilities(Node):
     """``capabilities = ["read", "analyze"]`` (names may also be written bare)."""
 
     names: tuple[str, ...]
+    #: Where each name was written (for the formatter; not part of equality).
+    name_pos: tuple[Pos, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,9 +235,7 @@ def _describe_terminals(names: Sequence[str]) -> list[str]:
         groups.append("an assignment")
     spelled -= {"::", "=>"}  # valid after a name, but never what the writer was missing
     out = sorted(
-        TERMINAL_NAMES.get(s, f"`{s}`")
-        for s in spelled
-        if s in TERMINAL_NAMES or s not in patterns
+        TERMINAL_NAMES.get(s, f"`{s}`") for s in spelled if s in TERMINAL_NAMES or s not in patterns
     )
     return out + groups
 
@@ -606,7 +604,8 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True)
     def capabilities(self, meta: Meta, children: list[Any]) -> ast.Capabilities:
         names = tuple(_decode_string(c) if c.type == "STRING" else str(c) for c in children)
-        return ast.Capabilities(names, pos=_meta_pos(meta))
+        positions = tuple(_token_pos(c) for c in children)
+        return ast.Capabilities(names, positions, pos=_meta_pos(meta))
 
     @v_args(meta=True)
     def with_block(self, meta: Meta, children: list[Any]) -> ast.WithBlock:
