@@ -1,0 +1,1 @@
+"""The agent-side SDK, mounted read-only into every sandbox (``import symbi_agent``)."""
