@@ -1,6 +1,6 @@
 """Per-task host directories (agent socket, agent code) and per-task user ids.
 
-Each task gets ``<root>/<task_id>-a<attempt>/`` holding ``channel/`` (the agent socket's
+Each task gets ``<root>/<digest of task id and attempt>/`` holding ``channel/`` (the agent socket's
 directory, bind-mounted read-only at ``/run/symbi``) and ``agent/`` (the task's code, mounted
 read-only at ``/agent``). Directories are created root-owned ``0755`` so that the task's own
 uid can traverse them but not write into them. Code arrives as a tar archive (unpacked with
@@ -10,6 +10,7 @@ the ``data`` filter: no absolute paths, no ``..``, no links out, no devices) or 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import shutil
@@ -48,7 +49,10 @@ class Workspace:
         self.root.chmod(0o711)
 
     def path_for(self, task_id: str, attempt: int) -> Path:
-        return self.root / f"{task_id}-a{attempt}"
+        # A short digest, not the task id: Unix socket paths are limited to 107 bytes and
+        # task ids may be 128 characters long.
+        digest = hashlib.sha256(f"{task_id}\x00{attempt}".encode()).hexdigest()[:16]
+        return self.root / digest
 
     def create(self, task_id: str, attempt: int, code: bytes) -> TaskDirectory:
         """Creates the task's directories and unpacks its code; replaces leftovers."""

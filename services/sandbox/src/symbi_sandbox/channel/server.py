@@ -56,6 +56,7 @@ __all__ = ["SOCKET_NAME", "ChannelConfig", "ChannelEndpoint", "ChannelServer"]
 _log = logging.getLogger(__name__)
 
 SOCKET_NAME = "agent.sock"
+_MAX_SOCKET_PATH = 107  # sockaddr_un.sun_path is 108 bytes with the NUL
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,12 @@ class ChannelEndpoint:
         self.refused = 0
 
     async def _start(self) -> None:
+        if len(os.fsencode(self.path)) > _MAX_SOCKET_PATH:
+            raise InvalidArgument(
+                f"agent socket path {self.path} is longer than {_MAX_SOCKET_PATH} bytes; "
+                "use a shorter work directory",
+                reason="SOCKET_PATH_TOO_LONG",
+            )
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._listener = await asyncio.start_unix_server(
