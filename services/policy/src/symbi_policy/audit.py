@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from symbi_common.errors import ResourceExhausted
@@ -39,21 +38,73 @@ EVENT_SET_INSTALLED = "policy.set_installed"
 EVENT_SET_REJECTED = "policy.set_rejected"
 
 
-@dataclass(frozen=True, slots=True)
 class PolicyAuditEvent:
-    """One audit record; mirrors ``symbi.bus.v1.AuditEvent`` so the adapter only converts."""
+    """One audit record; mirrors ``symbi.bus.v1.AuditEvent`` so the adapter only converts.
 
-    event_type: str
-    #: ``allow`` | ``deny`` | ``conditional`` | "" when not a decision.
-    decision: str
-    #: The principal the decision was about (``Symbi::Agent::"a"``), or "".
-    actor: str
-    #: The agent id when the principal is an agent, else "".
-    agent_id: str
-    #: JSON-like details: request, determining policies, versions, reasons, conditions.
-    details: Mapping[str, Any]
-    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timestamp_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    ``details`` may be given as a function: it is then called once, when first read (by
+    the adapter, off the decision path). ``event_id`` is likewise drawn on first read and
+    fixed from then on. Treat instances as immutable.
+    """
+
+    __slots__ = (
+        "_details",
+        "_event_id",
+        "_make_details",
+        "actor",
+        "agent_id",
+        "decision",
+        "event_type",
+        "timestamp_ms",
+    )
+
+    def __init__(
+        self,
+        event_type: str,
+        decision: str,
+        actor: str,
+        agent_id: str,
+        details: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        *,
+        event_id: str | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        self.event_type = event_type
+        #: ``allow`` | ``deny`` | ``conditional`` | "" when not a decision.
+        self.decision = decision
+        #: The principal the decision was about (``Symbi::Agent::"a"``), or "".
+        self.actor = actor
+        #: The agent id when the principal is an agent, else "".
+        self.agent_id = agent_id
+        self.timestamp_ms = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+        self._event_id = event_id
+        if callable(details):
+            self._make_details: Callable[[], Mapping[str, Any]] | None = details
+            self._details: Mapping[str, Any] | None = None
+        else:
+            self._make_details = None
+            self._details = details
+
+    @property
+    def details(self) -> Mapping[str, Any]:
+        """JSON-like details: request, determining policies, versions, reasons, conditions."""
+        if self._details is None:
+            assert self._make_details is not None  # one of the two is always set
+            self._details = self._make_details()
+            self._make_details = None
+        return self._details
+
+    @property
+    def event_id(self) -> str:
+        """A UUID; the audit log is idempotent on it."""
+        if self._event_id is None:
+            self._event_id = str(uuid.uuid4())
+        return self._event_id
+
+    def __repr__(self) -> str:
+        return (
+            f"PolicyAuditEvent({self.event_type!r}, decision={self.decision!r}, "
+            f"actor={self.actor!r})"
+        )
 
 
 class AuditSink(Protocol):

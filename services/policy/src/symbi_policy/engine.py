@@ -22,6 +22,7 @@ Decision rules (ADR 0020):
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -648,10 +649,7 @@ class PolicyEngine:
                 _audit_decision(decision),
                 str(request.principal),
                 _agent_id(request.principal),
-                {
-                    "request": _request_details(request),
-                    "result": decision_to_dict(decision, cached=cached),
-                },
+                functools.partial(_decision_details, request, decision, cached),
             )
             try:
                 self._audit.record(event)
@@ -698,6 +696,8 @@ class PolicyEngine:
                 )
 
     def _cache_key(self, state: EngineState, request: AuthzRequest) -> tuple[object, ...]:
+        if self._config.cache_size == 0:
+            return ()  # no cache: skip encoding the request
         return (state.version, state.entities_version, *request.cache_key())
 
     def _empty_state(self) -> EngineState:
@@ -718,6 +718,13 @@ def _audit_decision(decision: Decision) -> str:
     if isinstance(decision, Deny):
         return "deny"
     return "conditional" if isinstance(decision, AllowWithConditions) else "allow"
+
+
+def _decision_details(request: AuthzRequest, decision: Decision, cached: bool) -> dict[str, Any]:
+    return {
+        "request": _request_details(request),
+        "result": decision_to_dict(decision, cached=cached),
+    }
 
 
 def _request_details(request: AuthzRequest) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Tool being called). Entity types may be written with or without the ``Symbi::`` 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from symbi_policy.schema import qualify_type
 
 __all__ = ["EntityCatalog", "EntityUid", "compile_entities", "normalize_entities"]
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:@/+=-]*")
 _KNOWN_TYPES = frozenset(qualify_type(t) for t in ENTITY_TYPES)
 
 
@@ -31,6 +33,8 @@ class EntityUid:
     id: str
 
     def __str__(self) -> str:
+        if _PLAIN_ID.fullmatch(self.id):  # the common case, without json's overhead
+            return f'{self.type}::"{self.id}"'
         return f"{self.type}::{json.dumps(self.id)}"
 
     @classmethod

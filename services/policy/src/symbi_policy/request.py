@@ -13,6 +13,20 @@ from symbi_policy.entities import EntityUid, normalize_entities
 
 __all__ = ["AuthzRequest", "parse_action"]
 
+_SCALARS = (str, int, bool, float)
+
+
+def _context_key(context: Mapping[str, Any]) -> object:
+    if not context:
+        return ()
+    items = context.items()
+    if all(type(v) in _SCALARS for _, v in items):
+        # Flat contexts (the usual case) key as a sorted tuple: no JSON encoding needed.
+        # The type is part of the key because 1 == True in Python but not in Cedar.
+        return tuple(sorted((k, type(v), v) for k, v in items))
+    return json.dumps(context, sort_keys=True, separators=(",", ":"))
+
+
 _ACTION_TYPE = f"{NAMESPACE}::Action"
 
 
@@ -78,11 +92,13 @@ class AuthzRequest:
 
     def cache_key(self) -> tuple[object, ...]:
         """A hashable identity of the request (context and entities as canonical JSON)."""
-        context = (
-            json.dumps(self.context, sort_keys=True, separators=(",", ":")) if self.context else ""
+        return (
+            self.principal,
+            self.action,
+            self.resource,
+            _context_key(self.context),
+            self.entities_key(),
         )
-        entities = self.entities_key()
-        return (self.principal, self.action, self.resource, context, entities)
 
     def entities_key(self) -> str:
         """The request's own entities as canonical JSON ("" when it has none)."""

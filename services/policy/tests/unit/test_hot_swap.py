@@ -106,3 +106,13 @@ def test_status_reports_what_is_in_force(make_engine, snapshot):
     assert status.entity_count == 9
     assert len(status.digest) == 64
     assert status.last_rejection is None
+
+
+def test_cache_tells_true_from_one(make_engine, snapshot, req):
+    policy = 'permit(principal, action == Symbi::Action::"publish", resource) when { context has port && context.port == 1 };'
+    engine = make_engine(snap=snapshot({"p": policy}))
+    assert isinstance(engine.evaluate(req(A, "publish", 'Topic::"t"', context={"port": 1})), Allow)
+    # a Bool where the schema wants a Long is rejected, not served from the cache
+    assert isinstance(
+        engine.evaluate(req(A, "publish", 'Topic::"t"', context={"port": True})), Deny
+    )
