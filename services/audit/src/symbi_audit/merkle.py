@@ -37,11 +37,13 @@ __all__ = [
     "NodeReader",
     "consistency_proof",
     "consistency_proof_ranges",
+    "fold_tiles",
     "inclusion_proof",
     "inclusion_proof_ranges",
     "leaf_hash",
     "node_hash",
     "range_nodes",
+    "range_tiles",
     "root_at",
     "root_from_inclusion_proof",
     "root_of",
@@ -164,14 +166,23 @@ def consistency_proof_ranges(old_size: int, new_size: int) -> list[tuple[int, in
     return ranges
 
 
-def _hashes_of_ranges(ranges: Sequence[tuple[int, int]], reader: NodeReader) -> list[bytes]:
-    tiles = [range_nodes(a, b) for a, b in ranges]
-    wanted = sorted({node for tile in tiles for node in tile})
-    found = reader.node_hashes(wanted)
+def range_tiles(ranges: Sequence[tuple[int, int]]) -> list[list[NodeId]]:
+    """For each leaf range, the complete subtrees that tile it (see :func:`range_nodes`)."""
+    return [range_nodes(a, b) for a, b in ranges]
+
+
+def fold_tiles(tiles: Sequence[Sequence[NodeId]], found: Mapping[NodeId, bytes]) -> list[bytes]:
+    """The hash of each tiled range, from the tiles' stored hashes."""
     try:
         return [_fold([found[node] for node in tile]) for tile in tiles]
     except KeyError as exc:
         raise InvalidArgument(f"the log has no hash for subtree {exc.args[0]}") from exc
+
+
+def _hashes_of_ranges(ranges: Sequence[tuple[int, int]], reader: NodeReader) -> list[bytes]:
+    tiles = range_tiles(ranges)
+    wanted = sorted({node for tile in tiles for node in tile})
+    return fold_tiles(tiles, reader.node_hashes(wanted))
 
 
 def inclusion_proof(index: int, size: int, reader: NodeReader) -> list[bytes]:

@@ -47,9 +47,11 @@ from symbi_audit.merkle import (
     CompactRange,
     NodeId,
     consistency_proof,
-    inclusion_proof,
+    fold_tiles,
+    inclusion_proof_ranges,
     leaf_hash,
     range_nodes,
+    range_tiles,
     root_at,
 )
 from symbi_audit.proof import ConsistencyProof, InclusionProof
@@ -619,8 +621,11 @@ class AuditStore:
         self._check_size(tree_size)
         if not 0 <= index < tree_size:
             raise InvalidArgument(f"entry {index} is not in a tree of size {tree_size}")
-        hashes = inclusion_proof(index, tree_size, self)
-        return InclusionProof(index, tree_size, self.leaf_hash(index), tuple(hashes))
+        # One read for the leaf and every tile of the audit path.
+        tiles = range_tiles(inclusion_proof_ranges(index, tree_size))
+        leaf = NodeId(0, index)
+        found = self.node_hashes(sorted({leaf, *(n for tile in tiles for n in tile)}))
+        return InclusionProof(index, tree_size, found[leaf], tuple(fold_tiles(tiles, found)))
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         """Proof that the tree of ``new_size`` (default: current) extends ``old_size``."""
