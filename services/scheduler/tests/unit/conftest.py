@@ -85,9 +85,9 @@ class Harness:
         journal: InMemoryJournal | None = None,
         dispatcher: RecordingDispatcher | None = None,
     ) -> None:
-        self.clock = clock or ManualClock()
-        self.journal = journal or InMemoryJournal()
-        self.dispatcher = dispatcher or RecordingDispatcher()
+        self.clock = clock if clock is not None else ManualClock()
+        self.journal = journal if journal is not None else InMemoryJournal()
+        self.dispatcher = dispatcher if dispatcher is not None else RecordingDispatcher()
         self.lifecycle = RecordingLifecycle()
         self.policy = StaticPolicy()
         self.events: list[Any] = []
