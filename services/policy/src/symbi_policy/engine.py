@@ -510,14 +510,8 @@ class PolicyEngine:
             "resource": request.resource.as_cedar(),
             "context": request.context,
         }
-        principal = (request.principal.type, request.principal.id)
-        policy_set = state.policy_set
-        return _Call(
-            cedar_request,
-            policy_set.handle_for(request.action, principal),
-            entities,
-            (policy_set.slice_key(request.action, principal), group),
-        )
+        slice_key, policies = state.policy_set.handle_for(request.action, request.principal)
+        return _Call(cedar_request, policies, entities, (slice_key, group))
 
     def _merge_entities(
         self, state: EngineState, key: str

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cedarpy
 
@@ -25,9 +25,11 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:@/+=-]*")
 _KNOWN_TYPES = frozenset(qualify_type(t) for t in ENTITY_TYPES)
 
 
-@dataclass(frozen=True, slots=True)
-class EntityUid:
-    """A Cedar entity uid with a fully qualified type (``Symbi::Agent``, ``agent-7``)."""
+class EntityUid(NamedTuple):
+    """A Cedar entity uid with a fully qualified type (``Symbi::Agent``, ``agent-7``).
+
+    A named tuple: hashing and comparison run in C, which matters on the decision path.
+    """
 
     type: str
     id: str

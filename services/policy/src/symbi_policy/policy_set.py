@@ -74,26 +74,21 @@ class CompiledPolicySet:
             principal_slices
         )
 
-    def slice_key(
+    def handle_for(
         self, action: str, principal: tuple[str, str]
-    ) -> tuple[str, tuple[str, str]] | str:
-        """Identifies the handle ``handle_for`` returns (requests with equal keys share it)."""
-        if (action, principal) in self._specific_ids:
-            return (action, principal)
-        return action
-
-    def handle_for(self, action: str, principal: tuple[str, str]) -> cedarpy.PolicySet:
-        """The policies that can apply to ``principal`` doing ``action``, parsed."""
+    ) -> tuple[object, cedarpy.PolicySet]:
+        """The policies that can apply to ``principal`` doing ``action``, parsed, and a key
+        identifying that handle (requests with equal keys share it in a batch)."""
         key = (action, principal)
         specific = self._specific_ids.get(key)
         if specific is None:
             general = self._general.get(action)
-            return general if general is not None else self._build(_EMPTY)
+            return action, general if general is not None else self._build(_EMPTY)
         handle = self._slices.get(key)
         if handle is None:
             handle = self._build(self._general_ids.get(action, _EMPTY) + specific)
             self._slices.put(key, handle)
-        return handle
+        return key, handle
 
     def _build(self, ids: Iterable[str]) -> cedarpy.PolicySet:
         body = ",".join(f"{json.dumps(pid)}:{self.policies[pid].est_json}" for pid in ids)
