@@ -82,10 +82,15 @@ class AuthzRequest:
             action_raw = raw.get("action")
             if not isinstance(action_raw, str) or not action_raw:
                 raise ValueError(f"action must be a non-empty string, got {action_raw!r}")
-            entities = normalize_entities(raw.get("entities") or [], what="entities")
+            raw_entities = raw.get("entities")
+            entities = normalize_entities(
+                [] if raw_entities is None else raw_entities, what="entities"
+            )
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
-        context = raw.get("context") or {}
+        context = raw.get("context")
+        if context is None:
+            context = {}
         if not isinstance(context, Mapping):
             raise InvalidArgument(f"context must be a JSON object, got {type(context).__name__}")
         return cls(principal, parse_action(action_raw), resource, dict(context), tuple(entities))
