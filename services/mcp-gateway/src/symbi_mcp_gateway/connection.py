@@ -163,6 +163,11 @@ class ServerConnection:
             return
         if not self._fault.is_set():
             self._dropped = (self._generation, reason)
+            # At once, not when the supervisor gets to run: no new call may pick up a
+            # session that is going away.
+            self._ready.clear()
+            self._session = None
+            self.state = "reconnecting"
             self._fault.set()
 
     async def _transport_fault(self, message: str) -> None:
