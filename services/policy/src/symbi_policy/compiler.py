@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -96,12 +97,17 @@ def validate_document_name(name: str) -> None:
 
 
 class PolicyCompiler:
-    """Compiles documents against one schema; remembers recent results (bounded)."""
+    """Compiles documents against one schema; remembers recent results (bounded).
+
+    Thread-safe: ``compile`` may run in worker threads and on the event loop at once.
+    """
 
     def __init__(self, schema: cedarpy.Schema | None = None, *, cache_size: int = 4096) -> None:
         self._schema = schema if schema is not None else symbi_schema()
         self._cache: OrderedDict[tuple[str, str], CompiledDocument] = OrderedDict()
         self._cache_size = cache_size
+        # The reloader compiles in a worker thread while PutPolicy compiles on the loop.
+        self._lock = threading.Lock()
 
     @property
     def schema(self) -> cedarpy.Schema:
@@ -111,14 +117,16 @@ class PolicyCompiler:
     def compile(self, name: str, text: str) -> CompiledDocument:
         """Check ``text`` as document ``name``; raise PolicyValidationError listing problems."""
         key = (name, text)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
         compiled = self._compile(name, text)
-        self._cache[key] = compiled
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = compiled
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return compiled
 
     def _compile(self, name: str, text: str) -> CompiledDocument:
