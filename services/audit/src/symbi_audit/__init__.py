@@ -15,7 +15,7 @@ from symbi_audit.event import (
     sign_event,
     verify_event_signature,
 )
-from symbi_audit.export import ExportSummary, export_to_file, write_export
+from symbi_audit.export import ExportSummary, export_lines, export_to_file, write_export
 from symbi_audit.log import ArchiveResult, AuditLog, EventAuthenticator
 from symbi_audit.merkle import (
     EMPTY_ROOT,
@@ -72,6 +72,7 @@ __all__ = [
     "build_report",
     "canonical_json",
     "chain_hash",
+    "export_lines",
     "export_to_file",
     "leaf_hash",
     "node_hash",

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,7 +35,14 @@ from symbi_audit.note import NoteVerifier
 from symbi_audit.store import AuditStore
 from symbi_common.errors import FailedPrecondition, InvalidArgument
 
-__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportSummary", "export_to_file", "write_export"]
+__all__ = [
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "ExportSummary",
+    "export_lines",
+    "export_to_file",
+    "write_export",
+]
 
 EXPORT_FORMAT = "symbi-audit-export"
 EXPORT_VERSION = 1
@@ -58,18 +66,19 @@ def _line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-def write_export(
+def export_lines(
     store: AuditStore,
-    out: TextIO,
     *,
     log_key: NoteVerifier,
     start: int | None = None,
     checkpoint: SignedCheckpoint | None = None,
-) -> ExportSummary:
-    """Write entries ``start..checkpoint.size-1`` with their checkpoints to ``out``.
+    summary: list[ExportSummary] | None = None,
+) -> Iterator[str]:
+    """The lines of an export of entries ``start..checkpoint.size-1``, lazily (for streaming).
 
     ``start`` defaults to the first entry still in the store; ``checkpoint`` to the
-    latest one (the log must have signed at least one).
+    latest one (the log must have signed at least one). If ``summary`` is given, the
+    export's :class:`ExportSummary` is appended to it once the header is known.
     """
     head = checkpoint or store.latest_checkpoint()
     if head is None:
@@ -84,33 +93,59 @@ def write_export(
     checkpoints = [c for c in store.checkpoints(first, end) if c.size <= end]
     if not checkpoints or checkpoints[-1].size != end:
         checkpoints.append(head)
-    out.write(
-        _line(
-            {
-                "type": "header",
-                "format": EXPORT_FORMAT,
-                "version": EXPORT_VERSION,
-                "origin": store.origin,
-                "log_key": str(log_key),
-                "start": first,
-                "end": end,
-                "prev_chain_hash": store.chain_before(first).hex(),
-                "frontier": [h.hex() for h in store.compact_range_at(first).peaks],
-                "created": format_timestamp(datetime.now(UTC)),
-                "hashing": HASHING,
-            }
-        )
+    if summary is not None:
+        summary.append(ExportSummary(store.origin, first, end, len(checkpoints)))
+    return _lines(store, log_key, first, end, checkpoints)
+
+
+def _lines(
+    store: AuditStore,
+    log_key: NoteVerifier,
+    first: int,
+    end: int,
+    checkpoints: list[SignedCheckpoint],
+) -> Iterator[str]:
+    yield _line(
+        {
+            "type": "header",
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "origin": store.origin,
+            "log_key": str(log_key),
+            "start": first,
+            "end": end,
+            "prev_chain_hash": store.chain_before(first).hex(),
+            "frontier": [h.hex() for h in store.compact_range_at(first).peaks],
+            "created": format_timestamp(datetime.now(UTC)),
+            "hashing": HASHING,
+        }
     )
     for signed in checkpoints:
-        out.write(_line({"type": "checkpoint", "note": signed.note}))
+        yield _line({"type": "checkpoint", "note": signed.note})
     for entry in store.iter_entries(first, end):
         # The canonical bytes are already sorted, compact JSON: splice them in as they are.
-        out.write(
+        yield (
             f'{{"chain_hash":"{entry.chain_hash.hex()}",'
             f'"event":{entry.event.canonical_bytes.decode("utf-8")},'
             f'"index":{entry.index},"leaf_hash":"{entry.leaf_hash.hex()}","type":"entry"}}\n'
         )
-    return ExportSummary(store.origin, first, end, len(checkpoints))
+
+
+def write_export(
+    store: AuditStore,
+    out: TextIO,
+    *,
+    log_key: NoteVerifier,
+    start: int | None = None,
+    checkpoint: SignedCheckpoint | None = None,
+) -> ExportSummary:
+    """Write :func:`export_lines` to ``out``; returns what was exported."""
+    summary: list[ExportSummary] = []
+    for line in export_lines(
+        store, log_key=log_key, start=start, checkpoint=checkpoint, summary=summary
+    ):
+        out.write(line)
+    return summary[0]
 
 
 def export_to_file(
