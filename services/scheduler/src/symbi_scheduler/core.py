@@ -121,14 +121,13 @@ class SchedulerCore:
         self._budget = PreemptionBudget(opts.preemption)
         self._stopping: dict[str, str] = {}  # task id -> node id, for STOPPING tasks
         self._infeasible_since: dict[str, float] = {}
+        self._victims: dict[str, Victim] = {}  # RUNNING tasks as the preemption planner sees them
         self._dirty = False
         self._last_cycle = 0.0
         self._preemptions_total = 0
         self._failed_total = 0
         for node in self._nodes:
-            node.tasks.clear()
-            node.allocated = [0, 0, 0, 0]
-            node._recompute_free()
+            node.clear_charges()
 
     # ================================================================= activation
     @property
@@ -172,12 +171,16 @@ class SchedulerCore:
                 assert rec.dispatch_id is not None
                 self._nodes.ensure(rec.node_id, mono)
                 if rec.state is TaskState.DISPATCHED:
-                    self._nodes.charge(rec.node_id, rec.task_id, rec.spec.resources.vector)
+                    self._nodes.charge(
+                        rec.node_id, rec.task_id, rec.spec.resources.vector, rec.priority
+                    )
                     self._expect(rec, ExpectationKind.START, mono + ack_timeout)
                     if rec.not_after is not None and now < rec.not_after:
                         resend_dispatch.append(self._order(rec))
                 elif rec.state is TaskState.RUNNING:
-                    self._nodes.charge(rec.node_id, rec.task_id, rec.spec.resources.vector)
+                    self._nodes.charge(
+                        rec.node_id, rec.task_id, rec.spec.resources.vector, rec.priority
+                    )
                 else:  # STOPPING
                     self._stopping[rec.task_id] = rec.node_id
                     self._expect(rec, ExpectationKind.STOP, mono + ack_timeout)
@@ -638,17 +641,8 @@ class SchedulerCore:
                 return
 
     def _victims_on(self, node: Node) -> Iterable[Victim]:
-        for task_id in node.tasks:
-            rec = self._tasks.get(task_id)
-            if rec is not None and rec.state is TaskState.RUNNING:
-                yield Victim(
-                    task_id=task_id,
-                    priority=rec.spec.priority,
-                    request=rec.spec.resources.vector,
-                    started_at=rec.started_at if rec.started_at is not None else rec.updated_at,
-                    last_preempted_at=rec.last_preempted_at,
-                    preemptible=rec.spec.preemptible,
-                )
+        victims = self._victims
+        return [v for t in node.tasks if (v := victims.get(t)) is not None]
 
     async def _allocate(
         self, rec: TaskRecord, node: Node, plan: PreemptionPlan | None
@@ -710,7 +704,7 @@ class SchedulerCore:
             updated_at=now,
         )
         await self._store(dispatched)
-        self._nodes.charge(node.node_id, rec.task_id, rec.spec.resources.vector)
+        self._nodes.charge(node.node_id, rec.task_id, rec.spec.resources.vector, rec.priority)
         self._expect(dispatched, ExpectationKind.START, mono + self._ack_timeout)
         self._meter.record(mono)
         for victim in victims:
@@ -794,6 +788,7 @@ class SchedulerCore:
                 self._queue.remove(task_id)
         self._stopping.pop(task_id, None)
         self._infeasible_since.pop(task_id, None)
+        self._victims.pop(task_id, None)
         self._tracker.resolve(task_id)
         self._nodes.release(final.node_id, task_id)
         self._recent[task_id] = final
@@ -808,6 +803,17 @@ class SchedulerCore:
             self._by_state[old.state] -= 1
         self._by_state[rec.state] += 1
         self._tasks[rec.task_id] = rec
+        if rec.state is TaskState.RUNNING:
+            self._victims[rec.task_id] = Victim(
+                task_id=rec.task_id,
+                priority=rec.spec.priority,
+                request=rec.spec.resources.vector,
+                started_at=rec.started_at if rec.started_at is not None else rec.updated_at,
+                last_preempted_at=rec.last_preempted_at,
+                preemptible=rec.spec.preemptible,
+            )
+        else:
+            self._victims.pop(rec.task_id, None)
         if notify_listener and self._listener is not None:
             self._listener(rec)
 

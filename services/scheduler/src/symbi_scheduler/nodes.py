@@ -19,7 +19,7 @@ from types import MappingProxyType
 from symbi_common.errors import InvalidArgument, NotFound
 
 from .options import NodeOptions
-from .priority import SandboxTier
+from .priority import Priority, SandboxTier
 from .resources import NodeCapacity, Vector
 from .task import TaskSpec, check_id, freeze_labels
 
@@ -69,6 +69,7 @@ class Node:
 
     __slots__ = (
         "allocated",
+        "by_priority",
         "capacity",
         "confirmed",
         "free",
@@ -97,7 +98,10 @@ class Node:
         self.confirmed = False
         self.last_seen = now
         self.reported_running: frozenset[str] = frozenset()
-        self.tasks: dict[str, Vector] = {}
+        self.tasks: dict[str, tuple[Vector, Priority]] = {}
+        # Per priority: what charged tasks of that priority hold (4 dimensions + count). Lets
+        # the preemption planner skip nodes with too little lower-priority work at a glance.
+        self.by_priority: list[list[int]] = [[0, 0, 0, 0, 0] for _ in Priority]
         self.allocated: list[int] = [0, 0, 0, 0]
         self.free: list[int] = [0, 0, 0, 0]
         self.free_slots = 0
@@ -112,6 +116,13 @@ class Node:
             total[3] - alloc[3],
         ]
         self.free_slots = self.capacity.max_tasks - len(self.tasks)
+
+    def clear_charges(self) -> None:
+        """Forget every charge (the scheduler's accounting is being rebuilt)."""
+        self.tasks.clear()
+        self.allocated = [0, 0, 0, 0]
+        self.by_priority = [[0, 0, 0, 0, 0] for _ in Priority]
+        self._recompute_free()
 
     def fits(self, request: Vector) -> bool:
         """True if ``request`` fits in what is free now."""
@@ -146,6 +157,18 @@ class Node:
     def accepting(self) -> bool:
         """True if new work may be placed here."""
         return self.reachable and self.confirmed and self.schedulable
+
+    def held_below(self, priority: Priority) -> tuple[int, int, int, int, int]:
+        """Resources and count held by charged tasks of a priority lower than ``priority``."""
+        m = c = d = n = k = 0
+        for level in range(int(priority) + 1, len(self.by_priority)):
+            row = self.by_priority[level]
+            m += row[0]
+            c += row[1]
+            d += row[2]
+            n += row[3]
+            k += row[4]
+        return (m, c, d, n, k)
 
     def load(self) -> float:
         """Dominant share: the largest fraction of any accounted dimension in use."""
@@ -260,15 +283,24 @@ class NodeRegistry:
         return min(deadlines) + self._options.timeout_s if deadlines else None
 
     # ---------------------------------------------------------------- accounting
-    def charge(self, node_id: str, task_id: str, request: Vector) -> None:
+    def charge(
+        self,
+        node_id: str,
+        task_id: str,
+        request: Vector,
+        priority: Priority = Priority.NORMAL,
+    ) -> None:
         """Charge ``request`` to the node for ``task_id`` (idempotent per task)."""
         node = self._nodes[node_id]
         if task_id in node.tasks:
             return
-        node.tasks[task_id] = request
+        node.tasks[task_id] = (request, priority)
         alloc = node.allocated
+        row = node.by_priority[priority]
         for i in range(4):
             alloc[i] += request[i]
+            row[i] += request[i]
+        row[4] += 1
         node._recompute_free()
 
     def release(self, node_id: str | None, task_id: str) -> bool:
@@ -276,12 +308,16 @@ class NodeRegistry:
         node = self._nodes.get(node_id) if node_id is not None else None
         if node is None:
             return False
-        request = node.tasks.pop(task_id, None)
-        if request is None:
+        charged = node.tasks.pop(task_id, None)
+        if charged is None:
             return False
+        request, priority = charged
         alloc = node.allocated
+        row = node.by_priority[priority]
         for i in range(4):
             alloc[i] -= request[i]
+            row[i] -= request[i]
+        row[4] -= 1
         node._recompute_free()
         return True
 

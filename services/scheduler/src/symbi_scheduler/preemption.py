@@ -190,6 +190,9 @@ class PreemptionPlanner:
             slots = max(0, 1 - node.free_slots)
             if slots == 0 and not any(deficit):
                 continue  # it fits; the placer excluded it on purpose
+            held = node.held_below(spec.priority)
+            if held[4] < slots or any(held[i] < deficit[i] for i in range(4)):
+                continue  # even stopping all lower-priority work there would not make room
             cands = self.candidates(spec.priority, running_on(node), now)
             bound = _lower_bound(cands, deficit, slots)
             if bound is not None and bound <= limit:

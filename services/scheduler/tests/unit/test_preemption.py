@@ -34,7 +34,7 @@ def setup(h, layout: dict[str, list[Victim]], *, mem: int = 4096):
     for node_id, victims in layout.items():
         reg.heartbeat(h.hb(node_id, mem=mem, cpu=100_000), 0.0)
         for v in victims:
-            reg.charge(node_id, v.task_id, v.request)
+            reg.charge(node_id, v.task_id, v.request, v.priority)
     by_id = {v.task_id: v for vs in layout.values() for v in vs}
 
     def running_on(node):
