@@ -101,6 +101,7 @@ _STRUCTURE = r"""
 program: _item*
 rule_start: policy_rule
 expr_start: expr_f
+type_start: type
 
 _item: metadata | agent_def | policy_def | type_def | function_def | section_def
 

@@ -24,7 +24,7 @@ from symbi_common.dsl.diagnostics import Diagnostic, DslSyntaxError
 from symbi_common.dsl.grammar import TERMINAL_NAMES, UNIT_WORDS, grammar_text
 from symbi_common.errors import InvalidArgument
 
-__all__ = ["MAX_SOURCE_BYTES", "parse", "parse_expression", "parse_rule"]
+__all__ = ["MAX_SOURCE_BYTES", "parse", "parse_expression", "parse_rule", "parse_type"]
 
 #: Larger texts are refused before parsing (an agent file is a few kilobytes).
 MAX_SOURCE_BYTES = 1 << 20
@@ -55,7 +55,7 @@ def _parser() -> Lark:
         grammar_text(),
         parser="lalr",
         lexer="contextual",
-        start=["program", "rule_start", "expr_start"],
+        start=["program", "rule_start", "expr_start", "type_start"],
         propagate_positions=True,
         maybe_placeholders=False,
         lexer_callbacks={"LINE_COMMENT": _collect_comment, "BLOCK_COMMENT": _collect_comment},
@@ -94,6 +94,14 @@ def parse_expression(text: str, *, file: str = "<string>") -> ast.Expr:
     _check_size(text, file)
     expr = _build(_parse_or_raise(text, file, "expr_start"), text, file)
     return expr  # type: ignore[no-any-return]
+
+
+def parse_type(text: str, *, file: str = "<string>") -> ast.TypeRef:
+    """Parse one type (``Array<String>``)."""
+    _check_size(text, file)
+    type_ = _build(_parse_or_raise(text, file, "type_start"), text, file)
+    assert isinstance(type_, ast.TypeRef)
+    return type_
 
 
 def _check_size(text: str, file: str) -> None:
@@ -525,6 +533,9 @@ class _Builder(Transformer[Token, Any]):
         return children[0]
 
     def expr_start(self, children: list[Any]) -> Any:
+        return children[0]
+
+    def type_start(self, children: list[Any]) -> Any:
         return children[0]
 
     # -------------------------------------------------------------- operators and kinds
