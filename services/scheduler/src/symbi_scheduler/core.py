@@ -591,8 +591,7 @@ class SchedulerCore:
                 node = placer.choose(spec, matching, reserved)
             plan: PreemptionPlan | None = None
             if node is None:
-                request = spec.resources.vector
-                eligible = [n for n in matching if n.could_hold(request)]
+                eligible = nodes.eligible(spec)
                 if not eligible:
                     since = self._infeasible_since.setdefault(task_id, mono)
                     if mono - since >= self._options.infeasible_timeout_s:

@@ -69,11 +69,11 @@ class Node:
 
     __slots__ = (
         "allocated",
-        "by_priority",
         "capacity",
         "confirmed",
         "free",
         "free_slots",
+        "held_from",
         "labels",
         "last_seen",
         "node_id",
@@ -99,9 +99,10 @@ class Node:
         self.last_seen = now
         self.reported_running: frozenset[str] = frozenset()
         self.tasks: dict[str, tuple[Vector, Priority]] = {}
-        # Per priority: what charged tasks of that priority hold (4 dimensions + count). Lets
-        # the preemption planner skip nodes with too little lower-priority work at a glance.
-        self.by_priority: list[list[int]] = [[0, 0, 0, 0, 0] for _ in Priority]
+        # held_from[p]: what charged tasks of priority p or lower hold (4 dimensions + count);
+        # held_from[4] stays zero. Lets the preemption planner skip, at a glance, nodes with
+        # too little lower-priority work to make room.
+        self.held_from: list[list[int]] = [[0, 0, 0, 0, 0] for _ in range(len(Priority) + 1)]
         self.allocated: list[int] = [0, 0, 0, 0]
         self.free: list[int] = [0, 0, 0, 0]
         self.free_slots = 0
@@ -121,7 +122,7 @@ class Node:
         """Forget every charge (the scheduler's accounting is being rebuilt)."""
         self.tasks.clear()
         self.allocated = [0, 0, 0, 0]
-        self.by_priority = [[0, 0, 0, 0, 0] for _ in Priority]
+        self.held_from = [[0, 0, 0, 0, 0] for _ in range(len(Priority) + 1)]
         self._recompute_free()
 
     def fits(self, request: Vector) -> bool:
@@ -158,17 +159,10 @@ class Node:
         """True if new work may be placed here."""
         return self.reachable and self.confirmed and self.schedulable
 
-    def held_below(self, priority: Priority) -> tuple[int, int, int, int, int]:
-        """Resources and count held by charged tasks of a priority lower than ``priority``."""
-        m = c = d = n = k = 0
-        for level in range(int(priority) + 1, len(self.by_priority)):
-            row = self.by_priority[level]
-            m += row[0]
-            c += row[1]
-            d += row[2]
-            n += row[3]
-            k += row[4]
-        return (m, c, d, n, k)
+    def held_below(self, priority: Priority) -> list[int]:
+        """Resources and count (5 values) held by charged tasks of a lower priority than
+        ``priority``. Do not modify."""
+        return self.held_from[int(priority) + 1]
 
     def load(self) -> float:
         """Dominant share: the largest fraction of any accounted dimension in use."""
@@ -212,8 +206,12 @@ class NodeRegistry:
         self._options = options
         self._nodes: dict[str, Node] = {}
         self._order = 0
-        self._version = 0  # bumped whenever which nodes match which tiers/labels may change
+        # Bumped whenever which nodes accept work, or match which tiers, labels and sizes, may
+        # change; the caches below are valid for one version.
+        self._version = 0
         self._shape_cache: dict[tuple[object, ...], list[Node]] = {}
+        self._eligible_cache: dict[tuple[object, ...], list[Node]] = {}
+        self._accepting: frozenset[str] = frozenset()
         self._cache_version = -1
 
     # ---------------------------------------------------------------- membership
@@ -225,10 +223,11 @@ class NodeRegistry:
             node = self._add(hb.node_id, now)
         before_free = (*node.free, node.free_slots)
         if (
-            node.tiers != hb.tiers
+            joined
+            or node.tiers != hb.tiers
             or node.labels != hb.labels
             or node.schedulable != hb.schedulable
-            or joined
+            or node.capacity != hb.capacity
         ):
             self._version += 1
         node.capacity = hb.capacity
@@ -296,11 +295,13 @@ class NodeRegistry:
             return
         node.tasks[task_id] = (request, priority)
         alloc = node.allocated
-        row = node.by_priority[priority]
         for i in range(4):
             alloc[i] += request[i]
-            row[i] += request[i]
-        row[4] += 1
+        for level in range(int(priority) + 1):
+            row = node.held_from[level]
+            for i in range(4):
+                row[i] += request[i]
+            row[4] += 1
         node._recompute_free()
 
     def release(self, node_id: str | None, task_id: str) -> bool:
@@ -313,11 +314,13 @@ class NodeRegistry:
             return False
         request, priority = charged
         alloc = node.allocated
-        row = node.by_priority[priority]
         for i in range(4):
             alloc[i] -= request[i]
-            row[i] -= request[i]
-        row[4] -= 1
+        for level in range(int(priority) + 1):
+            row = node.held_from[level]
+            for i in range(4):
+                row[i] -= request[i]
+            row[4] -= 1
         node._recompute_free()
         return True
 
@@ -331,11 +334,16 @@ class NodeRegistry:
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def matching(self, spec: TaskSpec) -> list[Node]:
-        """Accepting nodes with the task's tier and labels, in registration order (cached)."""
+    def _check_cache(self) -> None:
         if self._cache_version != self._version:
             self._shape_cache.clear()
+            self._eligible_cache.clear()
+            self._accepting = frozenset(n.node_id for n in self._nodes.values() if n.accepting)
             self._cache_version = self._version
+
+    def matching(self, spec: TaskSpec) -> list[Node]:
+        """Accepting nodes with the task's tier and labels, in registration order (cached)."""
+        self._check_cache()
         key = (spec.tier, *spec.node_selector.items())
         nodes = self._shape_cache.get(key)
         if nodes is None:
@@ -344,12 +352,20 @@ class NodeRegistry:
         return nodes
 
     def eligible(self, spec: TaskSpec) -> list[Node]:
-        """Nodes that could hold the task if they were empty (tier, labels and size)."""
+        """Accepting nodes that could hold the task if they were empty (tier, labels, size)."""
+        self._check_cache()
         request = spec.resources.vector
-        return [n for n in self.matching(spec) if n.could_hold(request)]
+        key = (request, spec.tier, *spec.node_selector.items())
+        nodes = self._eligible_cache.get(key)
+        if nodes is None:
+            nodes = [n for n in self.matching(spec) if n.could_hold(request)]
+            self._eligible_cache[key] = nodes
+        return nodes
 
-    def accepting_ids(self) -> set[str]:
-        return {n.node_id for n in self._nodes.values() if n.accepting}
+    def accepting_ids(self) -> frozenset[str]:
+        """Ids of the nodes that take new work (cached)."""
+        self._check_cache()
+        return self._accepting
 
     def has_confirmed(self) -> bool:
         """True once any node has heartbeated (before that, size checks are not meaningful)."""

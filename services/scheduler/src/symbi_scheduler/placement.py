@@ -46,19 +46,43 @@ class Placer:
         in registration order; ``exclude`` names nodes not to use.
         """
         request = spec.resources.vector
+        r0, r1, r2, r3 = request
         strategy = self._options.strategy_for(spec.priority)
         if strategy is PlacementStrategy.FIRST_FIT:
             for node in nodes:
-                if node.fits(request) and node.node_id not in exclude:
+                free = node.free
+                if (
+                    node.free_slots > 0
+                    and free[0] >= r0
+                    and free[1] >= r1
+                    and free[2] >= r2
+                    and free[3] >= r3
+                    and node.node_id not in exclude
+                ):
                     return node
             return None
         sign = 1.0 if strategy is PlacementStrategy.BEST_FIT else -1.0
         best: Node | None = None
-        best_key: tuple[float, float, int, int] | None = None
+        best_score = 0.0
         for node in nodes:
-            if not node.fits(request) or node.node_id in exclude:
+            free = node.free
+            if (
+                node.free_slots <= 0
+                or free[0] < r0
+                or free[1] < r1
+                or free[2] < r2
+                or free[3] < r3
+                or node.node_id in exclude
+            ):
                 continue
-            key = (sign * _headroom(node, request), node.load(), len(node.tasks), node.order)
-            if best_key is None or key < best_key:
-                best, best_key = node, key
+            score = sign * _headroom(node, request)
+            if best is None or score < best_score:
+                best, best_score = node, score
+            elif score == best_score and _tie_key(node) < _tie_key(best):
+                best = node
         return best
+
+
+def _tie_key(node: Node) -> tuple[float, int, int]:
+    """Least loaded first (dominant share, then fewest tasks), then registration order."""
+    return (node.load(), len(node.tasks), node.order)

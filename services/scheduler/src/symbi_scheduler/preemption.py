@@ -179,20 +179,18 @@ class PreemptionPlanner:
         request = spec.resources.vector
         # (lower bound on count, node, deficit, slots needed, candidates)
         work: list[tuple[int, Node, Vector, int, list[Victim]]] = []
+        r0, r1, r2, r3 = request
+        lower = int(spec.priority) + 1
         for node in nodes:
             free = node.free
-            deficit: Vector = (
-                max(0, request[0] - free[0]),
-                max(0, request[1] - free[1]),
-                max(0, request[2] - free[2]),
-                max(0, request[3] - free[3]),
-            )
-            slots = max(0, 1 - node.free_slots)
-            if slots == 0 and not any(deficit):
+            d0, d1, d2, d3 = r0 - free[0], r1 - free[1], r2 - free[2], r3 - free[3]
+            slots = 1 - node.free_slots if node.free_slots < 1 else 0
+            if slots == 0 and d0 <= 0 and d1 <= 0 and d2 <= 0 and d3 <= 0:
                 continue  # it fits; the placer excluded it on purpose
-            held = node.held_below(spec.priority)
-            if held[4] < slots or any(held[i] < deficit[i] for i in range(4)):
+            held = node.held_from[lower]
+            if held[4] < slots or held[0] < d0 or held[1] < d1 or held[2] < d2 or held[3] < d3:
                 continue  # even stopping all lower-priority work there would not make room
+            deficit: Vector = (max(0, d0), max(0, d1), max(0, d2), max(0, d3))
             cands = self.candidates(spec.priority, running_on(node), now)
             bound = _lower_bound(cands, deficit, slots)
             if bound is not None and bound <= limit:
