@@ -81,6 +81,10 @@ MAX_BATCH = 10_000
 _SCHEMA_VERSION = 1
 _LEVEL_BITS = 6
 _IN_CHUNK = 500  # ids per "IN (...)" lookup; far below SQLite's parameter limit
+# Complete-subtree hashes never change once written, so upper levels are cached forever:
+# from level 8 up there is one node per 256 leaves (~4k nodes per million entries).
+_CACHE_MIN_LEVEL = 8
+_CACHE_MAX_NODES = 1 << 18
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -159,6 +163,7 @@ class AuditStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._node_cache: dict[int, bytes] = {}
         self._closed = False
         # Replaced as a whole after each durable batch, so readers see a consistent triple.
         self._state = _State(0, GENESIS, CompactRange())
@@ -570,13 +575,28 @@ class AuditStore:
     def node_hashes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
         """Stored complete-subtree hashes (the :class:`~symbi_audit.merkle.NodeReader` port)."""
         result: dict[NodeId, bytes] = {}
+        missing: list[int] = []
+        cache = self._node_cache
+        for node in ids:
+            key = _node_key(node)
+            cached = cache.get(key)
+            if cached is None:
+                missing.append(key)
+            else:
+                result[node] = cached
+        if not missing:
+            return result
         conn = self._reader()
-        for chunk in _chunks([_node_key(n) for n in ids], _IN_CHUNK):
+        for chunk in _chunks(missing, _IN_CHUNK):
             marks = ",".join("?" * len(chunk))
             for key, value in conn.execute(
                 f"SELECT id, hash FROM nodes WHERE id IN ({marks})", chunk
             ):
-                result[_node_of(key)] = bytes(value)
+                node = _node_of(key)
+                digest = bytes(value)
+                result[node] = digest
+                if node.level >= _CACHE_MIN_LEVEL and len(cache) < _CACHE_MAX_NODES:
+                    cache[key] = digest
         return result
 
     def leaf_hash(self, index: int) -> bytes:
@@ -715,6 +735,8 @@ class AuditStore:
         if conn is None:
             conn = _connect(self._path)
             conn.execute("PRAGMA query_only=1")
+            # Reads through a memory map skip a syscall per page on the proof hot path.
+            conn.execute("PRAGMA mmap_size=1073741824")
             with self._readers_lock:
                 self._readers.append(conn)
             self._local.conn = conn
