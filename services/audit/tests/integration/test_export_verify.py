@@ -246,3 +246,40 @@ def test_checkpoint_policy_drives_signing(log: AuditLog, events: Events) -> None
     assert log.checkpoint_if_due() is None
     log.append_batch(events(5, 15))
     assert log.checkpoint_if_due() is not None
+
+
+def test_empty_log_and_malformed_lines(log: AuditLog, tmp_path: Path) -> None:
+    lines = export_lines(log, tmp_path)  # signs a checkpoint at size 0
+    assert len(lines) == 2
+    result = verify_export(lines, [log.signer.verifier])
+    assert result.ok, result.problem
+    assert result.entries_checked == 0
+    for bad in ([], ["not json\n"], [lines[0]], [lines[0], "[1]\n"]):
+        outcome = verify_export(bad, [log.signer.verifier])
+        assert outcome.problem is not None
+        assert outcome.problem.kind in (ProblemKind.MALFORMED, ProblemKind.UNANCHORED)
+
+
+def test_changed_entry_in_an_archive_segment_is_named(
+    log: AuditLog, events: Events, tmp_path: Path
+) -> None:
+    fill(log, events(30))
+    log.checkpoint()
+    log.archive(tmp_path / "archive")
+    fill(log, events(30, 50))
+    segment = log.export(tmp_path / "segment.jsonl")
+    lines = segment.read_text().splitlines(keepends=True)
+    assert json.loads(lines[0])["start"] == 30
+    assert verify_export(lines, [log.signer.verifier]).ok
+    k = first_entry_line(lines) + 4
+    lines[k] = lines[k].replace('"n":34', '"n":35')
+    result = verify_export(lines, [log.signer.verifier])
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.index) == (ProblemKind.CHANGED, 34)
+    # A forged frontier cannot reproduce the signed roots.
+    header = json.loads(lines[0])
+    header["frontier"][0] = "00" * 32
+    forged = [json.dumps(header) + "\n", *segment.read_text().splitlines(keepends=True)[1:]]
+    outcome = verify_export(forged, [log.signer.verifier])
+    assert outcome.problem is not None
+    assert outcome.problem.kind is ProblemKind.ROOT_MISMATCH
