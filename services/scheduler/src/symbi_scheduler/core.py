@@ -344,6 +344,19 @@ class SchedulerCore:
                     StopOrder(hb.node_id, task_id, None, "not assigned to this node")
                 )
 
+    async def remove_node(self, node_id: str) -> TickReport:
+        """Deregister a node (decommissioned): its work is requeued as if it were lost, and it
+        is forgotten until it heartbeats again."""
+        async with self._lock:
+            self._require_active()
+            node = self._nodes.get(node_id)
+            if node is None:
+                raise NotFound(f"node {node_id!r} is not registered", reason="NODE_NOT_FOUND")
+            report = TickReport()
+            await self._node_lost(node, report, reason=f"node {node_id} was removed")
+            self._nodes.forget(node_id)
+            return report
+
     async def acknowledge(self, task_id: str, dispatch_id: str, node_id: str) -> bool:
         """A node confirmed it started ``dispatch_id``. False for a stale or unknown
         dispatch (that run is told to stop: the task was retried elsewhere or ended)."""
@@ -442,6 +455,7 @@ class SchedulerCore:
             mono = self._clock.monotonic()
             for node in self._nodes.expire(mono):
                 await self._node_lost(node, report)
+            self._nodes.forget_stale(mono)
             for exp in self._tracker.expired(mono):
                 rec = self._tasks.get(exp.task_id)
                 if rec is None or rec.dispatch_id != exp.dispatch_id:
@@ -482,14 +496,15 @@ class SchedulerCore:
     def _ack_timeout(self) -> float:
         return self._options.dispatch.ack_timeout_s
 
-    async def _node_lost(self, node: Node, report: TickReport) -> None:
-        log.warning(
-            "node %s missed %d heartbeats; unreachable",
-            node.node_id,
-            self._options.nodes.missed_heartbeats,
-        )
+    async def _node_lost(self, node: Node, report: TickReport, reason: str = "") -> None:
+        if not reason:
+            log.warning(
+                "node %s missed %d heartbeats; unreachable",
+                node.node_id,
+                self._options.nodes.missed_heartbeats,
+            )
+            reason = f"node {node.node_id} became unreachable"
         report.lost_nodes.append(node.node_id)
-        reason = f"node {node.node_id} became unreachable"
         lost = sorted((self._tasks[t] for t in node.tasks if t in self._tasks), key=lambda r: r.seq)
         lost += sorted(
             (self._tasks[t] for t, n in self._stopping.items() if n == node.node_id),

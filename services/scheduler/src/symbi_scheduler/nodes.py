@@ -268,6 +268,18 @@ class NodeRegistry:
             self._version += 1
         return lost
 
+    def forget_stale(self, now: float) -> list[str]:
+        """Drop nodes unreachable for ``forget_after_s`` with nothing charged to them."""
+        limit = now - self._options.forget_after_s
+        stale = [
+            n.node_id
+            for n in self._nodes.values()
+            if not n.reachable and not n.tasks and n.last_seen <= limit
+        ]
+        for node_id in stale:
+            self.forget(node_id)
+        return stale
+
     def forget(self, node_id: str) -> Node:
         """Remove a node (deregistered, or long gone). Its charged tasks are the caller's."""
         node = self._nodes.pop(node_id, None)

@@ -85,14 +85,17 @@ class QueueOptions:
 
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
-    """A node that misses ``missed_heartbeats`` intervals in a row is unreachable."""
+    """A node that misses ``missed_heartbeats`` intervals in a row is unreachable; one that
+    stays unreachable for ``forget_after_s`` is dropped from the registry (and ListNodes)."""
 
     heartbeat_interval_s: float = 2.0
     missed_heartbeats: int = 3
+    forget_after_s: float = 3600.0
 
     def __post_init__(self) -> None:
         _positive("nodes", "heartbeat_interval_s", self.heartbeat_interval_s)
         _at_least("nodes", "missed_heartbeats", self.missed_heartbeats, 1)
+        _positive("nodes", "forget_after_s", self.forget_after_s)
 
     @property
     def timeout_s(self) -> float:

@@ -136,3 +136,27 @@ async def test_status_reports_nodes_and_utilisation(harness) -> None:
     assert s.decisions_per_s == 2 / h.options.rate_window_s
     h.clock.advance(h.options.rate_window_s + 1)
     assert h.core.status().decisions_per_s == 0
+
+
+async def test_removed_node_work_is_requeued_and_it_is_forgotten(harness) -> None:
+    h = harness
+    await h.start(h.hb("n1"), h.hb("n2", max_tasks=0))
+    await h.submit(h.spec("t"))
+    await h.cycle()
+    await h.ack_all()
+    report = await h.core.remove_node("n1")
+    assert report.requeued == ["t"]
+    assert h.core.task("t").reason == "node n1 was removed"
+    assert [v.node_id for v in h.core.nodes()] == ["n2"]
+    await h.core.heartbeat(h.hb("n1"))  # it may come back
+    assert (await h.cycle()).placements[0].node_id == "n1"
+
+
+async def test_long_unreachable_nodes_are_forgotten(make_harness) -> None:
+    h = make_harness(SchedulerOptions(nodes=NodeOptions(forget_after_s=60)))
+    await h.start(h.hb("gone"), h.hb("alive"))
+    await h.advance(3 * INTERVAL, beat=[h.hb("alive")])
+    assert len(h.core.nodes()) == 2
+    for _ in range(30):
+        await h.advance(INTERVAL, beat=[h.hb("alive")])
+    assert [v.node_id for v in h.core.nodes()] == ["alive"]
