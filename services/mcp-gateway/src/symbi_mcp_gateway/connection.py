@@ -218,8 +218,11 @@ class ServerConnection:
         session, generation = await self.session(min(timeout_s, self.config.connection_timeout_s))
         remaining = deadline - asyncio.get_running_loop().time()
         try:
-            async with asyncio.timeout(max(remaining, 0)):
-                await self._slots.acquire()
+            if self._slots.locked():
+                async with asyncio.timeout(max(remaining, 0)):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()  # a free slot: no timer to arm on the hot path
         except TimeoutError:
             raise ResourceExhausted(
                 f"server {self.name} already has {self.config.max_concurrent_connections} calls "

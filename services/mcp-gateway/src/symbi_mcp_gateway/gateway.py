@@ -500,6 +500,8 @@ class ToolGateway:
             raise FailedPrecondition(
                 f"{entry.view.tool_id} has no usable input schema", reason="TOOL_NOT_VERIFIED"
             )
+        if validator.is_valid(dict(arguments)):
+            return
         error = best_match(validator.iter_errors(dict(arguments)))
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path) or "(root)"
@@ -581,8 +583,9 @@ class ToolGateway:
             )
             raise ResourceExhausted(message, reason="RESULT_TOO_LARGE", retryable=False)
         validator = entry.output_validator
-        if validator is not None and not raw.get("isError"):
-            error = best_match(validator.iter_errors(raw.get("structuredContent")))
+        structured = raw.get("structuredContent")
+        if validator is not None and not raw.get("isError") and not validator.is_valid(structured):
+            error = best_match(validator.iter_errors(structured))
             if error is not None:
                 raise FailedPrecondition(
                     f"{entry.view.tool_id} returned structured content that does not match its "
