@@ -236,9 +236,20 @@ class Channel:
         request_id = next(self._ids)
         pending = _Pending()
         with self._lock:
+            # The reader marks the channel closed before it fails the pending calls, so a
+            # call registered after that sees the flag here instead of waiting in vain.
+            if self._closed:
+                raise ChannelError("UNAVAILABLE", "CHANNEL_CLOSED", "the channel is closed")
             self._pending[request_id] = pending
-        with self._send_lock:
-            _write_frame(self._sock, {"id": request_id, **body})
+        try:
+            with self._send_lock:
+                _write_frame(self._sock, {"id": request_id, **body})
+        except OSError as exc:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            raise ChannelError(
+                "UNAVAILABLE", "CHANNEL_CLOSED", f"the channel closed: {exc}"
+            ) from exc
         if not pending.done.wait(timeout if timeout is not None else self._timeout):
             with self._lock:
                 self._pending.pop(request_id, None)

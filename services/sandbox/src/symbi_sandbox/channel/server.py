@@ -249,22 +249,28 @@ class _Session:
         self._children: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
+        first: dict[str, Any] | None = None
+        first_error: InvalidArgument | None = None
         try:
             first = await read_frame(self._reader, max_bytes=self._config.max_frame_bytes)
         except FrameTooLarge as exc:
             await _send_now(self._writer, None, exc)
             return
         except InvalidArgument as exc:
-            await _send_now(self._writer, None, exc)
-            return
-        if first is None:
-            return
-        if first.get("op") == "egress.connect":
-            await self._egress(first)
-            return
+            if exc.reason == "TRUNCATED":
+                return
+            first_error = exc  # answered below; the connection stays usable
+        else:
+            if first is None:
+                return
+            if first.get("op") == "egress.connect":
+                await self._egress(first)
+                return
         async with asyncio.TaskGroup() as group:
             writer_task = group.create_task(self._write_loop())
             try:
+                if first_error is not None:
+                    await self._emit({"id": None, "ok": False, "error": error_body(first_error)})
                 if await self._read_loop(group, first):
                     # A fatal framing error: deliver the queued error frame, then close.
                     await self._outbound.put(None)
@@ -278,7 +284,7 @@ class _Session:
                 writer_task.cancel()
                 await asyncio.gather(*subscriptions, return_exceptions=True)
 
-    async def _read_loop(self, group: asyncio.TaskGroup, first: dict[str, Any]) -> bool:
+    async def _read_loop(self, group: asyncio.TaskGroup, first: dict[str, Any] | None) -> bool:
         """Dispatches frames until the agent closes (False) or framing breaks (True)."""
         frame: dict[str, Any] | None = first
         while True:
@@ -341,6 +347,11 @@ class _Session:
         finally:
             self._inflight.release()
 
+    @property
+    def _margin(self) -> float:
+        # Slack on top of an agent-chosen wait (receive, request) for the backend's own work.
+        return min(5.0, self._config.call_timeout_s)
+
     async def _call(self, aw: Awaitable[Any], timeout_s: float | None = None) -> Any:
         return await asyncio.wait_for(aw, timeout_s or self._config.call_timeout_s)
 
@@ -363,7 +374,7 @@ class _Session:
 
     async def op_receive(self, frame: dict[str, Any]) -> Any:
         wait = _seconds(frame, "timeout_s", 0.0, self._config.max_wait_s)
-        message = await self._call(self._backend.receive(self._ctx, wait), wait + 5.0)
+        message = await self._call(self._backend.receive(self._ctx, wait), wait + self._margin)
         return {"message": None if message is None else message.to_json()}
 
     async def op_publish(self, frame: dict[str, Any]) -> Any:
@@ -415,7 +426,8 @@ class _Session:
         target = _text(frame, "to")
         wait = _seconds(frame, "timeout_s", self._config.call_timeout_s, self._config.max_wait_s)
         reply = await self._call(
-            self._backend.request(self._ctx, target, frame.get("payload"), wait), wait + 5.0
+            self._backend.request(self._ctx, target, frame.get("payload"), wait),
+            wait + self._margin,
         )
         return {"payload": reply}
 
