@@ -7,6 +7,7 @@ JetStream, the policy service and NATS KV. ``symbi_scheduler.memory`` has in-mem
 
 from __future__ import annotations
 
+from .allocation import allocation_question
 from .clock import ManualClock, SystemClock
 from .codec import decode_record, encode_record, record_from_dict, record_to_dict
 from .core import SchedulerCore
@@ -105,6 +106,7 @@ __all__ = [
     "TickReport",
     "TransitionKind",
     "Victim",
+    "allocation_question",
     "decode_record",
     "encode_record",
     "record_from_dict",
