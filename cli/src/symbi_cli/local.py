@@ -3,6 +3,7 @@
 Everything lives under one data directory (default ``.symbi/``)::
 
     .symbi/state.json          where each part listens, and its pid (read by status and down)
+    .symbi/keys/               the cluster root and every principal's key, certificate, NKey
     .symbi/nats/               the JetStream store and the server's config
     .symbi/services/<name>/    each service's own data (keys, embedded stores)
     .symbi/logs/<name>.log     each process's output
@@ -27,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from symbi_common.bus import ClusterAuthority
+from symbi_common.bus.credentials import nkey_public
+from symbi_common.bus.permissions import NatsUser, authorization_block
 from symbi_common.errors import FailedPrecondition, Unavailable
 from symbi_common.grpc.health import check_health
 from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
-from symbi_common.launcher import SERVICES, ServiceProcess
+from symbi_common.launcher import SERVICES, ServiceProcess, principal_for
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -123,6 +127,8 @@ class LocalPlatform:
         self.processes: dict[str, ServiceProcess] = {}
         self.state = PlatformState(data_dir=str(self.data_dir), supervisor_pid=os.getpid())
         self._stopped = False
+        self.keys_dir = self.data_dir / "keys"
+        self.nats_users: list[NatsUser] = []
 
     @property
     def state_path(self) -> Path:
@@ -144,6 +150,7 @@ class LocalPlatform:
         grpc_port, metrics_port = (0, 0) if self.ephemeral_ports else DEFAULT_PORTS[service]
         assert self.nats is not None
         env = {
+            "SYMBI_SECURITY__KEYS_DIR": str(self.keys_dir),
             "SYMBI_INSTANCE_ID": "local",
             "SYMBI_DATA_DIR": str(self.data_dir / "services" / service),
             "SYMBI_GRPC__PORT": str(grpc_port),
@@ -168,6 +175,16 @@ class LocalPlatform:
         }
         self.state.write(self.state_path)
 
+    def issue_credentials(self) -> None:
+        """The cluster root (created once) and every service's credentials and NATS user."""
+        authority = ClusterAuthority.open(self.keys_dir)
+        self.nats_users = []
+        for service in self.services:
+            principal, role = principal_for(service, "local")
+            credentials = authority.issue(principal, role)
+            assert credentials.nkey_seed is not None
+            self.nats_users.append(NatsUser(principal, role, nkey_public(credentials.nkey_seed)))
+
     def start_nats(self) -> NatsServerProcess:
         port = 0 if self.ephemeral_ports else DEFAULT_NATS_PORT
         monitor = 0 if self.ephemeral_ports else DEFAULT_NATS_MONITOR_PORT
@@ -178,6 +195,7 @@ class LocalPlatform:
                 port=port,
                 monitor_port=monitor,
                 log_file=self.data_dir / "logs" / "nats.log",
+                extra=authorization_block(self.nats_users),
             )
         )
         self.nats.start()
@@ -192,6 +210,8 @@ class LocalPlatform:
         (self.data_dir / "logs").mkdir(exist_ok=True)
         self._check_not_running()
         self.state.write(self.state_path)
+        self.on_progress("issuing credentials")
+        await asyncio.to_thread(self.issue_credentials)
         await asyncio.to_thread(self.start_nats)
         self._save()
         for name in self.services:

@@ -35,6 +35,7 @@ from symbi_common.errors import ConfigError
 __all__ = [
     "CONFIG_PATH_ENV",
     "DEFAULT_CONFIG_PATH",
+    "BusSection",
     "ContextSection",
     "GrpcSection",
     "McpSection",
@@ -218,6 +219,33 @@ class TelemetrySection(Section):
     trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
 
 
+class BusSection(Section):
+    """``[bus]``: the secure bus (envelopes, limits, replay protection)."""
+
+    #: Largest envelope accepted on consume (and produced on publish).
+    max_envelope_bytes: ByteSize = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    #: How far a sender's clock may be ahead of ours, and how late after its TTL we still accept.
+    clock_skew_s: float = Field(30.0, ge=0, le=3600)
+    #: Default time to live of events and requests.
+    default_ttl_s: float = Field(300.0, gt=0, le=7 * 86_400)
+    #: Default time to live of direct messages (they may wait for an offline recipient).
+    direct_ttl_s: float = Field(86_400.0, gt=0, le=7 * 86_400)
+    #: Per-sender token bucket on consume: messages per second and burst (0 disables).
+    rate_per_sender: float = Field(5_000.0, ge=0)
+    rate_burst: float = Field(10_000.0, ge=1)
+    #: Message ids remembered per consumer to drop replays and redeliveries.
+    seen_set_size: int = Field(200_000, ge=1000)
+    #: Pull consumers: messages fetched per request, and unacknowledged messages in flight.
+    fetch_batch: int = Field(256, ge=1, le=10_000)
+    max_ack_pending: int = Field(4096, ge=1)
+    ack_wait_s: float = Field(30.0, gt=0)
+    max_deliver: int = Field(10, ge=1)
+    #: How long a publisher waits for a topic's group key to arrive before failing.
+    group_key_wait_s: float = Field(10.0, ge=0)
+    #: Audit events for refused envelopes, per second per (reason, sender).
+    reject_audit_rate: float = Field(5.0, ge=0)
+
+
 def config_path() -> Path | None:
     """The TOML file to read: ``$SYMBI_CONFIG_PATH``, else the default when it exists."""
     explicit = os.environ.get(CONFIG_PATH_ENV)
@@ -299,6 +327,10 @@ class ServiceSettings(BaseSettings):
     nats: NatsSection = NatsSection()
     grpc: GrpcSection = GrpcSection()
     telemetry: TelemetrySection = TelemetrySection()
+    bus: BusSection = BusSection()
+
+    #: Role of this process's principal on the bus ("service"; the sandbox is a "node").
+    principal_role: ClassVar[str] = "service"
 
     @field_validator("instance_id")
     @classmethod
@@ -311,8 +343,17 @@ class ServiceSettings(BaseSettings):
 
     @property
     def principal_id(self) -> str:
-        """This process's identity on the bus: ``svc-<service>-<instance>``."""
+        """This process's identity on the bus: ``svc-<service>-<instance>`` (``node-<instance>``
+        for a worker node)."""
+        if self.principal_role == "node":
+            return f"node-{self.instance_id}"
         return f"svc-{self.service_name}-{self.instance_id}"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where this principal's key, certificate and NKey seed are (``security.keys_dir``,
+        else ``<data_dir>/keys``)."""
+        return self.security.keys_dir or self.data_dir / "keys"
 
     @classmethod
     def settings_customise_sources(

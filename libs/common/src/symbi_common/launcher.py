@@ -23,7 +23,7 @@ from symbi_common.errors import Unavailable
 from symbi_common.grpc.health import wait_for_health
 from symbi_common.runner import READY_PREFIX
 
-__all__ = ["SERVICES", "ServiceProcess", "module_for"]
+__all__ = ["NODE_SERVICES", "SERVICES", "ServiceProcess", "module_for", "principal_for"]
 
 #: The seven services, in the order ``symbi up`` starts them.
 SERVICES: tuple[str, ...] = (
@@ -35,6 +35,17 @@ SERVICES: tuple[str, ...] = (
     "mcp-gateway",
     "sandbox",
 )
+
+
+#: Services whose principal is a worker node rather than a service.
+NODE_SERVICES = frozenset({"sandbox"})
+
+
+def principal_for(service: str, instance: str) -> tuple[str, str]:
+    """The principal id and role a service instance runs as (see ServiceSettings.principal_id)."""
+    if service in NODE_SERVICES:
+        return f"node-{instance}", "node"
+    return f"svc-{service}-{instance}", "service"
 
 
 def module_for(service: str) -> str:

@@ -33,6 +33,8 @@ from typing import Any, Protocol, TypeVar
 from nats.js import JetStreamContext
 
 from symbi_common import telemetry
+from symbi_common.bus import BusEndpoint, Credentials, SecureBus, load_credentials
+from symbi_common.bus.permissions import inbox_prefix
 from symbi_common.config import ServiceSettings, exit_on_config_error, load_settings
 from symbi_common.errors import ConfigError, SymbiError, Unavailable
 from symbi_common.grpc.server import GrpcServer, ServiceBinding
@@ -67,6 +69,11 @@ class Runtime(Protocol):
 
     @property
     def provisioner(self) -> Provisioner: ...
+
+    @property
+    def bus(self) -> SecureBus:
+        """This process's endpoint on the secure bus (its own principal)."""
+        ...
 
     @property
     def stopping(self) -> bool: ...
@@ -114,9 +121,12 @@ class ProcessRunner:
         settings: ServiceSettings,
         service: Service,
         *,
+        credentials: Credentials | None = None,
         shutdown_timeout_s: float | None = None,
     ) -> None:
         self._settings = settings
+        self._credentials: Credentials | None = credentials
+        self._endpoint: BusEndpoint | None = None
         self.service = service
         self.shutdown_timeout_s = shutdown_timeout_s or settings.grpc.grace_s + 10.0
         self._grpc: GrpcServer | None = None  # built in run(): grpc.aio binds to the running loop
@@ -164,6 +174,12 @@ class ProcessRunner:
         if self._provisioner is None:
             raise Unavailable("not connected to NATS yet")
         return self._provisioner
+
+    @property
+    def bus(self) -> SecureBus:
+        if self._endpoint is None:
+            raise Unavailable("not connected to the bus yet")
+        return self._endpoint.bus
 
     @property
     def stopping(self) -> bool:
@@ -223,26 +239,43 @@ class ProcessRunner:
 
     async def _connect_and_start(self) -> None:
         settings = self._settings
+        assert self._credentials is not None
         self._nc = await connect(
             settings.nats,
-            ConnectionOptions(name=f"{settings.principal_id}", on_state=self._on_nats_state),
+            ConnectionOptions(
+                name=settings.principal_id,
+                on_state=self._on_nats_state,
+                nkey_seed=self._credentials.nkey_seed,
+                inbox_prefix=inbox_prefix(settings.principal_id),
+            ),
         )
         self._js = self._nc.jetstream()
         self._provisioner = Provisioner(self._js, settings.nats)
         attempt = 0
-        while True:  # JetStream may not be ready yet (cluster electing a leader)
+        while True:
+            # Services provision the platform's streams and buckets (idempotently); worker
+            # nodes may not, and wait for them. JetStream may also still be electing leaders.
             attempt += 1
             try:
-                await self._provisioner.provision(
-                    (*PLATFORM_STREAMS, *self.service.streams()),
-                    (*PLATFORM_BUCKETS, *self.service.buckets()),
+                if settings.principal_role == "service":
+                    await self._provisioner.provision(
+                        (*PLATFORM_STREAMS, *self.service.streams()),
+                        (*PLATFORM_BUCKETS, *self.service.buckets()),
+                    )
+                self._endpoint = await BusEndpoint.open(
+                    self._nc,
+                    self._js,
+                    self._credentials,
+                    config=settings.bus,
+                    name_prefix=settings.nats.name_prefix,
                 )
                 break
             except Exception as exc:
-                if attempt >= 30 or (isinstance(exc, SymbiError) and not exc.retryable):
+                if attempt >= 60 or (isinstance(exc, SymbiError) and not exc.retryable):
                     raise
-                log.warning("provisioning failed (attempt %d): %s; retrying", attempt, exc)
+                log.warning("joining the platform failed (attempt %d): %s; retrying", attempt, exc)
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        self.spawn(self._endpoint.run(), name="key-directory")
         await self.service.start(self)
         self._started = True
         await self._update_health()
@@ -303,6 +336,17 @@ class ProcessRunner:
 
     async def run(self) -> int:
         """Run until asked to stop; returns the process exit code."""
+        if self._credentials is None:
+            try:
+                self._credentials = load_credentials(
+                    self._settings.keys_dir,
+                    self._settings.principal_id,
+                    self._settings.security.root_certificate,
+                )
+            except SymbiError as error:
+                log.error("cannot start: %s", error.message)
+                sys.stderr.write(f"symbi-{self._settings.service_name}: {error.message}\n")
+                return 2
         self._install_signals()
         try:
             if self._settings.telemetry.metrics_enabled:

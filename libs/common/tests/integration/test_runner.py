@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
+from symbi_common.bus import ClusterAuthority, Credentials
 from symbi_common.config import GrpcSection, NatsSection, ServiceSettings, TelemetrySection
 from symbi_common.grpc.health import check_health
 from symbi_common.grpc.server import ServiceBinding
@@ -64,6 +65,10 @@ class RecordingService:
         self.events.append("close")
 
 
+def credentials_in(tmp_path: Path) -> Credentials:
+    return ClusterAuthority.open(tmp_path / "keys").issue("svc-symbi-test", "service")
+
+
 def settings_for(url: str) -> ServiceSettings:
     return ServiceSettings(
         nats=NatsSection(url=url),
@@ -73,9 +78,13 @@ def settings_for(url: str) -> ServiceSettings:
     )
 
 
-async def test_shutdown_runs_every_step_in_order_once(nats_server: NatsServerProcess) -> None:
+async def test_shutdown_runs_every_step_in_order_once(
+    nats_server: NatsServerProcess, tmp_path: Path
+) -> None:
     service = RecordingService()
-    runner = ProcessRunner(settings_for(nats_server.url), service)
+    runner = ProcessRunner(
+        settings_for(nats_server.url), service, credentials=credentials_in(tmp_path)
+    )
     task = asyncio.create_task(runner.run())
     await eventually(lambda: runner._started, message="service started")
     target = f"127.0.0.1:{runner.grpc.port}"
@@ -97,10 +106,10 @@ async def test_shutdown_runs_every_step_in_order_once(nats_server: NatsServerPro
 
 
 async def test_a_crashed_loop_stops_the_process_with_exit_code_1(
-    nats_server: NatsServerProcess,
+    nats_server: NatsServerProcess, tmp_path: Path
 ) -> None:
     service = RecordingService(crash=True)
-    runner = ProcessRunner(settings_for(nats_server.url), service)
+    runner = ProcessRunner(settings_for(nats_server.url), service, credentials=credentials_in(tmp_path))
     assert await asyncio.wait_for(runner.run(), 20) == 1
     assert runner.stop_reason == "task loop crashed"
     assert "service-close" in runner.shutdown_steps
@@ -161,3 +170,22 @@ def test_sigint_during_start_up_stops_the_process(tmp_path: Path) -> None:
     assert process.process is not None
     process.process.send_signal(signal.SIGINT)
     assert process.process.wait(20) == 0
+
+
+def test_missing_credentials_exit_2_naming_the_file(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SYMBI_SECURITY__KEYS_DIR": str(tmp_path / "nowhere"),
+        "SYMBI_CONFIG_PATH": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "symbi_policy"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "missing credential file" in result.stderr
+    assert str(tmp_path / "nowhere") in result.stderr

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
-from symbi_common.launcher import ServiceProcess
+from symbi_common.bus import ClusterAuthority
+from symbi_common.launcher import ServiceProcess, principal_for
 
 __all__ = ["ServiceCluster"]
 
@@ -22,12 +23,18 @@ class ServiceCluster:
         self.monitor_url = monitor_url
         self.processes: list[ServiceProcess] = []
         self._count = 0
+        self.keys_dir = base_dir / "keys"
+        #: The test cluster's root: every started service gets credentials it signed.
+        self.authority = ClusterAuthority.open(self.keys_dir)
 
     def env_for(
         self, service: str, instance: str, extra: Mapping[str, str] | None = None
     ) -> dict[str, str]:
         data_dir = self.base_dir / f"{service}-{instance}"
+        principal, role = principal_for(service, instance)
+        self.authority.issue(principal, role)
         env = {
+            "SYMBI_SECURITY__KEYS_DIR": str(self.keys_dir),
             "SYMBI_INSTANCE_ID": instance,
             "SYMBI_DATA_DIR": str(data_dir),
             "SYMBI_GRPC__PORT": "0",

@@ -11,6 +11,7 @@ __all__ = ["SandboxSettings"]
 
 class SandboxSettings(ServiceSettings):
     service_name: ClassVar[str] = "sandbox"
+    principal_role: ClassVar[str] = "node"  # the sandbox speaks for its worker node
 
     grpc: GrpcSection = GrpcSection(port=50057)
     telemetry: TelemetrySection = TelemetrySection(metrics_port=9470)

@@ -31,6 +31,8 @@ class ConnectionOptions:
     on_state: StateCallback | None = None
     #: NKey seed (text) of this principal; overrides the section's seed file.
     nkey_seed: str | None = None
+    #: Replies come to ``<prefix>.<id>``; NATS permissions confine each principal to its own.
+    inbox_prefix: str | None = None
     max_backoff_s: float = 5.0
 
 
@@ -54,6 +56,8 @@ async def connect(section: NatsSection, options: ConnectionOptions) -> NatsClien
         kwargs["nkeys_seed_str"] = options.nkey_seed
     elif section.nkey_seed_file:
         kwargs["nkeys_seed"] = str(section.nkey_seed_file)
+    if options.inbox_prefix:
+        kwargs["inbox_prefix"] = options.inbox_prefix
 
     attempt = 0
     async for retry in AsyncRetrying(

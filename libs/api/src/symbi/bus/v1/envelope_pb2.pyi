@@ -23,6 +23,8 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_REASON_RATE_LIMITED: _ClassVar[RejectReason]
     REJECT_REASON_WRONG_RECIPIENT: _ClassVar[RejectReason]
     REJECT_REASON_NOT_AUTHORIZED: _ClassVar[RejectReason]
+    REJECT_REASON_SUBJECT_MISMATCH: _ClassVar[RejectReason]
+    REJECT_REASON_UNSUPPORTED_VERSION: _ClassVar[RejectReason]
 REJECT_REASON_UNSPECIFIED: RejectReason
 REJECT_REASON_MALFORMED: RejectReason
 REJECT_REASON_BAD_SIGNATURE: RejectReason
@@ -37,6 +39,8 @@ REJECT_REASON_OVERSIZED: RejectReason
 REJECT_REASON_RATE_LIMITED: RejectReason
 REJECT_REASON_WRONG_RECIPIENT: RejectReason
 REJECT_REASON_NOT_AUTHORIZED: RejectReason
+REJECT_REASON_SUBJECT_MISMATCH: RejectReason
+REJECT_REASON_UNSUPPORTED_VERSION: RejectReason
 
 class Envelope(_message.Message):
     __slots__ = ("version", "id", "sender", "sender_key_id", "recipient", "topic", "subject", "timestamp_ms", "ttl_ms", "content_type", "key_id", "nonce", "ciphertext", "trace", "reply_to", "correlation_id", "signature")
@@ -122,7 +126,7 @@ class Revocation(_message.Message):
     def __init__(self, principal_id: _Optional[str] = ..., key_id: _Optional[str] = ..., revoked_at_ms: _Optional[int] = ..., reason: _Optional[str] = ..., issuer_key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class SealedGroupKey(_message.Message):
-    __slots__ = ("topic", "generation", "member_id", "member_key_id", "sealed_key", "issuer", "issued_at_ms", "signature")
+    __slots__ = ("topic", "generation", "member_id", "member_key_id", "sealed_key", "issuer", "issued_at_ms", "signature", "issuer_key_id")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +135,7 @@ class SealedGroupKey(_message.Message):
     ISSUER_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     topic: str
     generation: int
     member_id: str
@@ -139,4 +144,5 @@ class SealedGroupKey(_message.Message):
     issuer: str
     issued_at_ms: int
     signature: bytes
-    def __init__(self, topic: _Optional[str] = ..., generation: _Optional[int] = ..., member_id: _Optional[str] = ..., member_key_id: _Optional[str] = ..., sealed_key: _Optional[bytes] = ..., issuer: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    issuer_key_id: str
+    def __init__(self, topic: _Optional[str] = ..., generation: _Optional[int] = ..., member_id: _Optional[str] = ..., member_key_id: _Optional[str] = ..., sealed_key: _Optional[bytes] = ..., issuer: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issuer_key_id: _Optional[str] = ...) -> None: ...

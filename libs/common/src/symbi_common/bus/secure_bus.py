@@ -1,0 +1,650 @@
+"""The secure bus: signed, encrypted envelopes over NATS JetStream.
+
+Patterns (subjects in :mod:`symbi_common.jetstream.spec`):
+
+- **direct** — :meth:`SecureBus.send` to a principal; durable on the DIRECT stream; the
+  recipient's :meth:`SecureBus.consume` of :meth:`ConsumerSpec.direct` gets each message at
+  least once, with explicit acks.
+- **publish/subscribe** — :meth:`SecureBus.publish` to a topic (group key) on any subject of a
+  stream; each subscriber has its own consumer (:meth:`ConsumerSpec.subscription`).
+- **work queue** — publish (direct or topic) onto a work-queue stream; consumers sharing one
+  durable (:meth:`ConsumerSpec.work_queue`) each take a message exactly once.
+- **request/reply** — :meth:`SecureBus.request` over core NATS with a deadline; responders
+  :meth:`SecureBus.serve` in a queue group and reply directly to the requester.
+
+Consumption (:meth:`SecureBus.consume`): each message is opened (signature, freshness, sender
+certificate, destination, decryption — see :mod:`symbi_common.crypto.envelope`), then
+de-duplicated against the consumer's seen-set and rate-limited per sender. A refused envelope
+is terminated (never redelivered, never acted on), counted and audited. A handler that raises
+a retryable :class:`~symbi_common.errors.SymbiError` gets the message again after a delay
+(``nak``); a non-retryable one terminates it and audits the refusal; success acks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from prometheus_client import Counter, Histogram
+
+from symbi.bus.v1 import envelope_pb2, events_pb2
+from symbi.common.v1 import common_pb2
+from symbi_common.bus.directory import KeyDirectory
+from symbi_common.bus.limits import SeenSet, SenderRateLimiter
+from symbi_common.bus.rejects import RejectReporter
+from symbi_common.config import BusSection
+from symbi_common.crypto.envelope import (
+    EnvelopeLimits,
+    EnvelopeOpener,
+    EnvelopeSealer,
+    OpenedEnvelope,
+)
+from symbi_common.crypto.groupkeys import GroupKeyring
+from symbi_common.crypto.identity import PrincipalKeys
+from symbi_common.crypto.keyring import Keyring
+from symbi_common.crypto.rejects import EnvelopeRejected, RejectReason
+from symbi_common.errors import (
+    DeadlineExceeded,
+    ErrorCode,
+    InvalidArgument,
+    SymbiError,
+    Unavailable,
+    error_for_code,
+)
+from symbi_common.jetstream.spec import Subjects
+from symbi_common.telemetry import inject_trace
+
+__all__ = ["ConsumerSpec", "Handler", "Received", "SecureBus"]
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
+ERROR_CONTENT_TYPE = "application/x-symbi-error"
+
+PUBLISHED = Counter("symbi_bus_published_total", "Envelopes published, by pattern.", ["pattern"])
+CONSUMED = Counter(
+    "symbi_bus_consumed_total",
+    "Envelopes handled, by consumer and outcome.",
+    ["consumer", "outcome"],
+)
+HANDLE_SECONDS = Histogram(
+    "symbi_bus_handle_seconds",
+    "Time to open and handle one envelope.",
+    ["consumer"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+)
+
+
+def content_type_of(message: Message) -> str:
+    return f"{PROTOBUF_CONTENT_TYPE}; type={message.DESCRIPTOR.full_name}"
+
+
+@dataclass(frozen=True)
+class Received:
+    """A verified, decrypted message."""
+
+    subject: str
+    sender: str
+    sender_role: str
+    payload: bytes
+    content_type: str
+    msg_id: str
+    envelope: envelope_pb2.Envelope
+    delivered: int = 1
+
+    @property
+    def trace(self) -> dict[str, str]:
+        return dict(self.envelope.trace)
+
+    def parse(self, cls: type[M]) -> M:
+        """The payload as protobuf message ``cls``; InvalidArgument if it is something else."""
+        expected = f"{PROTOBUF_CONTENT_TYPE}; type={cls.DESCRIPTOR.full_name}"
+        if self.content_type != expected:
+            raise InvalidArgument(
+                f"expected {cls.DESCRIPTOR.full_name}, got content type {self.content_type!r}",
+                reason="UNEXPECTED_PAYLOAD",
+            )
+        message = cls()
+        try:
+            message.ParseFromString(self.payload)
+        except DecodeError:
+            raise InvalidArgument(
+                f"malformed {cls.DESCRIPTOR.full_name} payload", reason="MALFORMED_PAYLOAD"
+            ) from None
+        return message
+
+
+Handler = Callable[[Received], Awaitable[None]]
+Responder = Callable[[Received], Awaitable[Message | bytes]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A JetStream pull consumer the bus consumes from."""
+
+    stream: str
+    durable: str
+    filter_subjects: tuple[str, ...]
+    deliver_policy: js_api.DeliverPolicy = js_api.DeliverPolicy.ALL
+    max_ack_pending: int | None = None
+    ack_wait_s: float | None = None
+    max_deliver: int | None = None
+    name: str = ""  # label in metrics and audit; the durable by default
+
+    @property
+    def label(self) -> str:
+        return self.name or self.durable
+
+    @classmethod
+    def direct(cls, principal_id: str, prefix: str = "SYMBI") -> ConsumerSpec:
+        """This principal's inbox of direct messages."""
+        return cls(f"{prefix}_DIRECT", f"direct-{principal_id}", (Subjects.direct(principal_id),))
+
+    @classmethod
+    def work_queue(cls, stream: str, subject: str, group: str) -> ConsumerSpec:
+        """A consumer shared by a group: each message goes to exactly one member."""
+        return cls(stream, group, (subject,))
+
+    @classmethod
+    def subscription(
+        cls,
+        stream: str,
+        subjects: tuple[str, ...],
+        subscriber: str,
+        *,
+        deliver_policy: js_api.DeliverPolicy = js_api.DeliverPolicy.NEW,
+    ) -> ConsumerSpec:
+        """A subscriber's own consumer: it sees every message on ``subjects``."""
+        return cls(stream, subscriber, subjects, deliver_policy=deliver_policy)
+
+
+@dataclass
+class _ConsumerState:
+    seen: SeenSet
+    rate: SenderRateLimiter
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+class SecureBus:
+    """One principal's endpoint on the bus."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        keys: PrincipalKeys,
+        keyring: Keyring,
+        groups: GroupKeyring,
+        *,
+        config: BusSection | None = None,
+        directory: KeyDirectory | None = None,
+        audit_subject: str = "symbi.audit.bus",
+        audit_topic: str = "platform",
+        name_prefix: str = "SYMBI",
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.keys = keys
+        self.keyring = keyring
+        self.groups = groups
+        self.config = config or BusSection()
+        self.directory = directory
+        self.name_prefix = name_prefix
+        self.audit_subject = audit_subject
+        self.audit_topic = audit_topic
+        limits = EnvelopeLimits(
+            max_bytes=self.config.max_envelope_bytes,
+            clock_skew_ms=int(self.config.clock_skew_s * 1000),
+        )
+        self.sealer = EnvelopeSealer(keys, keyring, groups)
+        self.opener = EnvelopeOpener(keys, keyring, groups, limits=limits)
+        self.rejects = RejectReporter(
+            keys.principal_id, self._audit_reject, audit_rate=self.config.reject_audit_rate
+        )
+
+    @property
+    def principal_id(self) -> str:
+        return self.keys.principal_id
+
+    # ------------------------------------------------------------------ publishing
+    def _encode(self, message: Message | bytes, content_type: str | None) -> tuple[bytes, str]:
+        if isinstance(message, Message):
+            return message.SerializeToString(), content_type or content_type_of(message)
+        return message, content_type or "application/octet-stream"
+
+    async def _await_group_key(self, topic: str) -> None:
+        deadline = time.monotonic() + self.config.group_key_wait_s
+        while self.groups.latest(topic) is None:
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    f"no group key for topic {topic!r} after {self.config.group_key_wait_s:.0f} s "
+                    "(is a service running that manages it, and is this principal a member?)",
+                    reason="NO_GROUP_KEY",
+                )
+            await asyncio.sleep(0.05)
+
+    async def _recipient_known(self, recipient: str) -> None:
+        if self.keyring.current(recipient) is None:
+            raise Unavailable(
+                f"no valid certificate for recipient {recipient!r}", reason="UNKNOWN_RECIPIENT"
+            )
+
+    def seal(
+        self,
+        message: Message | bytes,
+        *,
+        subject: str,
+        recipient: str | None = None,
+        topic: str | None = None,
+        content_type: str | None = None,
+        ttl_s: float | None = None,
+        msg_id: str | None = None,
+        reply_to: str = "",
+        correlation_id: str = "",
+    ) -> envelope_pb2.Envelope:
+        payload, ctype = self._encode(message, content_type)
+        default_ttl = self.config.direct_ttl_s if recipient else self.config.default_ttl_s
+        env = self.sealer.seal(
+            payload,
+            subject=subject,
+            recipient=recipient,
+            topic=topic,
+            content_type=ctype,
+            ttl_ms=int((ttl_s or default_ttl) * 1000),
+            msg_id=msg_id,
+            trace=inject_trace({}),
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+        )
+        return env
+
+    async def _js_publish(self, env: envelope_pb2.Envelope, pattern: str) -> str:
+        data = env.SerializeToString(deterministic=True)
+        if len(data) > self.config.max_envelope_bytes:
+            raise InvalidArgument(
+                f"envelope of {len(data)} bytes exceeds the {self.config.max_envelope_bytes}-byte limit",
+                reason="ENVELOPE_TOO_LARGE",
+            )
+        ack = await self.js.publish(env.subject, data, headers={"Nats-Msg-Id": env.id})
+        PUBLISHED.labels(pattern).inc()
+        if ack.duplicate:
+            log.debug("publish of %s was a duplicate (already stored)", env.id)
+        return env.id
+
+    async def send(
+        self,
+        recipient: str,
+        message: Message | bytes,
+        *,
+        subject: str | None = None,
+        content_type: str | None = None,
+        ttl_s: float | None = None,
+        msg_id: str | None = None,
+    ) -> str:
+        """A durable direct message; returns its id once JetStream stored it."""
+        await self._recipient_known(recipient)
+        env = self.seal(
+            message,
+            subject=subject or Subjects.direct(recipient),
+            recipient=recipient,
+            content_type=content_type,
+            ttl_s=ttl_s,
+            msg_id=msg_id,
+        )
+        return await self._js_publish(env, "direct")
+
+    async def publish(
+        self,
+        topic: str,
+        message: Message | bytes,
+        *,
+        subject: str | None = None,
+        content_type: str | None = None,
+        ttl_s: float | None = None,
+        msg_id: str | None = None,
+    ) -> str:
+        """A durable message to every member of ``topic``; returns its id once stored."""
+        await self._await_group_key(topic)
+        env = self.seal(
+            message,
+            subject=subject or Subjects.topic(topic),
+            topic=topic,
+            content_type=content_type,
+            ttl_s=ttl_s,
+            msg_id=msg_id,
+        )
+        return await self._js_publish(env, "topic")
+
+    async def audit(self, event: events_pb2.AuditEvent) -> str:
+        """Publish an audit event (the audit service consumes ``symbi.audit.>``)."""
+        event_type = event.event_type or "event"
+        token = "".join(
+            c if c.isalnum() or c in "-_" else "_" for c in event_type.replace(".", "_")
+        )
+        return await self.publish(
+            self.audit_topic,
+            event,
+            subject=f"{Subjects.AUDIT_PREFIX}.{token}",
+            msg_id=event.event_id or None,
+        )
+
+    async def _audit_reject(self, event: events_pb2.AuditEvent) -> None:
+        if self.groups.latest(self.audit_topic) is None:
+            return  # not a member of the audit topic (an agent): the counter still has it
+        await self.audit(event)
+
+    # ------------------------------------------------------------------ request / reply
+    async def request(
+        self,
+        subject: str,
+        message: Message | bytes,
+        *,
+        recipient: str | None = None,
+        topic: str | None = None,
+        timeout: float = 5.0,
+        content_type: str | None = None,
+    ) -> Received:
+        """Send a request and wait for the verified reply (DeadlineExceeded on timeout)."""
+        if topic is not None:
+            await self._await_group_key(topic)
+        elif recipient is not None:
+            await self._recipient_known(recipient)
+        env = self.seal(
+            message,
+            subject=subject,
+            recipient=recipient,
+            topic=topic,
+            content_type=content_type,
+            ttl_s=max(timeout, 1.0),
+        )
+        try:
+            reply = await self.nc.request(
+                subject, env.SerializeToString(deterministic=True), timeout=timeout
+            )
+        except NatsTimeoutError:
+            raise DeadlineExceeded(f"no reply on {subject} within {timeout:.1f} s") from None
+        except Exception as exc:
+            if type(exc).__name__ == "NoRespondersError":
+                raise Unavailable(f"nobody serves {subject}", reason="NO_RESPONDERS") from None
+            raise
+        PUBLISHED.labels("request").inc()
+        opened = self.opener.open(reply.data, subject=reply.subject)
+        if opened.envelope.correlation_id != env.id:
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_MALFORMED,
+                "reply does not answer this request",
+                sender=opened.envelope.sender,
+                msg_id=opened.envelope.id,
+            )
+        received = self._received(opened, reply.subject)
+        if received.content_type == ERROR_CONTENT_TYPE:
+            info = common_pb2.ErrorInfo()
+            info.ParseFromString(received.payload)
+            name = info.metadata.get("code", "INTERNAL")
+            code = ErrorCode[name] if name in ErrorCode.__members__ else ErrorCode.INTERNAL
+            details = {k: v for k, v in info.metadata.items() if k != "code"}
+            raise error_for_code(code)(info.message, reason=info.reason or None, details=details)
+        return received
+
+    async def serve(
+        self,
+        subject: str,
+        responder: Responder,
+        *,
+        queue: str,
+        max_pending: int = 1024,
+    ) -> None:
+        """Answer requests on ``subject`` (queue group ``queue``) until cancelled."""
+        state = _ConsumerState(
+            SeenSet(self.config.seen_set_size),
+            SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
+        )
+        inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=max_pending)
+
+        async def enqueue(msg: Msg) -> None:
+            if inbox.full():
+                await self.rejects.report(
+                    EnvelopeRejected(
+                        RejectReason.REJECT_REASON_RATE_LIMITED, "responder queue is full"
+                    ),
+                    subject=msg.subject,
+                    consumer=queue,
+                )
+                return
+            inbox.put_nowait(msg)
+
+        sub = await self.nc.subscribe(
+            subject, queue=queue, cb=enqueue, pending_msgs_limit=max_pending
+        )
+        try:
+            while True:
+                msg = await inbox.get()
+                await self._answer(msg, responder, state, queue)
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be draining
+                await sub.unsubscribe()
+
+    async def _answer(
+        self, msg: Msg, responder: Responder, state: _ConsumerState, label: str
+    ) -> None:
+        try:
+            received = self._accept(msg.data, msg.subject, state, delivered=1)
+        except EnvelopeRejected as rejected:
+            await self.rejects.report(rejected, subject=msg.subject, consumer=label)
+            return
+        if not msg.reply:
+            return
+        try:
+            answer = await responder(received)
+            payload, ctype = self._encode(answer, None)
+        except SymbiError as exc:
+            info = common_pb2.ErrorInfo(
+                reason=exc.reason, message=exc.message, retryable=exc.retryable
+            )
+            info.metadata.update({**exc.details, "code": exc.code.name})
+            payload, ctype = info.SerializeToString(), ERROR_CONTENT_TYPE
+        except Exception:
+            log.exception("responder on %s failed", msg.subject)
+            info = common_pb2.ErrorInfo(
+                reason="INTERNAL", message="internal error", metadata={"code": "INTERNAL"}
+            )
+            payload, ctype = info.SerializeToString(), ERROR_CONTENT_TYPE
+        reply = self.seal(
+            payload,
+            subject=msg.reply,
+            recipient=received.sender,
+            content_type=ctype,
+            ttl_s=60,
+            correlation_id=received.msg_id,
+        )
+        await self.nc.publish(msg.reply, reply.SerializeToString(deterministic=True))
+
+    # ------------------------------------------------------------------ consuming
+    def _received(self, opened: OpenedEnvelope, subject: str, delivered: int = 1) -> Received:
+        env = opened.envelope
+        return Received(
+            subject=subject,
+            sender=env.sender,
+            sender_role=opened.sender.role,
+            payload=opened.payload,
+            content_type=env.content_type,
+            msg_id=env.id,
+            envelope=env,
+            delivered=delivered,
+        )
+
+    def _accept(self, data: bytes, subject: str, state: _ConsumerState, delivered: int) -> Received:
+        opened = self.opener.open(data, subject=subject)
+        env = opened.envelope
+        if env.id in state.seen:
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_REPLAY,
+                "message id already processed",
+                sender=env.sender,
+                msg_id=env.id,
+            )
+        if not state.rate.allow(env.sender):
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_RATE_LIMITED,
+                f"sender exceeds {self.config.rate_per_sender:.0f} messages/s",
+                sender=env.sender,
+                msg_id=env.id,
+            )
+        return self._received(opened, subject, delivered)
+
+    async def _open_retrying_unknown(
+        self, msg: Msg, state: _ConsumerState, delivered: int
+    ) -> Received:
+        try:
+            return self._accept(msg.data, msg.subject, state, delivered)
+        except EnvelopeRejected as rejected:
+            # The sender's certificate may be newer than our copy of the keyring: look it up once.
+            if (
+                rejected.reject_reason != RejectReason.REJECT_REASON_UNKNOWN_SENDER
+                or self.directory is None
+            ):
+                raise
+            env = self.opener.parse(msg.data)
+            if not await self.directory.fetch_certificate(env.sender, env.sender_key_id):
+                raise
+            return self._accept(msg.data, msg.subject, state, delivered)
+
+    async def _handle(
+        self, msg: Msg, handler: Handler, state: _ConsumerState, spec: ConsumerSpec
+    ) -> None:
+        started = time.perf_counter()
+        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        try:
+            received = await self._open_retrying_unknown(msg, state, delivered)
+        except EnvelopeRejected as rejected:
+            if (
+                rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
+                and delivered < 5
+                and self._newer_generation(msg.data)
+            ):
+                # A rotation in flight: the new group key is on its way to us.
+                await msg.nak(delay=0.5)
+                CONSUMED.labels(spec.label, "waiting_for_key").inc()
+                return
+            if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
+                await msg.ack()  # processed before: acknowledge again, act never
+            else:
+                await msg.term()
+            await self.rejects.report(rejected, subject=msg.subject, consumer=spec.label)
+            CONSUMED.labels(spec.label, "rejected").inc()
+            return
+        try:
+            await handler(received)
+        except asyncio.CancelledError:
+            raise
+        except SymbiError as exc:
+            if exc.retryable:
+                await msg.nak(delay=min(30.0, 0.5 * 2 ** min(delivered, 6)))
+                CONSUMED.labels(spec.label, "retry").inc()
+                log.info(
+                    "handler of %s will retry %s: %s", spec.label, received.msg_id, exc.message
+                )
+            else:
+                await msg.term()
+                CONSUMED.labels(spec.label, "refused").inc()
+                await self._audit_refusal(received, spec, exc)
+            return
+        except Exception:
+            log.exception(
+                "handler of %s failed on %s; it will be redelivered", spec.label, received.msg_id
+            )
+            await msg.nak(delay=min(30.0, 0.5 * 2 ** min(delivered, 6)))
+            CONSUMED.labels(spec.label, "error").inc()
+            return
+        state.seen.add(received.msg_id)
+        await msg.ack()
+        CONSUMED.labels(spec.label, "ok").inc()
+        HANDLE_SECONDS.labels(spec.label).observe(time.perf_counter() - started)
+
+    def _newer_generation(self, data: bytes) -> bool:
+        try:
+            env = self.opener.parse(data)
+        except EnvelopeRejected:
+            return False
+        generation = env.key_id.rsplit(":", 1)[-1]
+        known = self.groups.generations(env.topic)
+        return generation.isdigit() and (not known or int(generation) > max(known))
+
+    async def _audit_refusal(self, received: Received, spec: ConsumerSpec, exc: SymbiError) -> None:
+        if self.groups.latest(self.audit_topic) is None:
+            return
+        event = events_pb2.AuditEvent(
+            event_id=f"refused-{received.msg_id}",
+            timestamp_ms=int(time.time() * 1000),
+            actor=self.principal_id,
+            event_type="bus.refused",
+            decision="deny",
+        )
+        event.details.update(
+            {
+                "consumer": spec.label,
+                "sender": received.sender,
+                "msg_id": received.msg_id,
+                "subject": received.subject,
+                "reason": exc.reason,
+                "message": exc.message,
+            }
+        )
+        try:
+            await self.audit(event)
+        except Exception:
+            log.exception("could not audit a refused message")
+
+    async def ensure_consumer(self, spec: ConsumerSpec) -> None:
+        config = js_api.ConsumerConfig(
+            # With a name and one filter, the create request's subject carries the filter, so
+            # NATS permissions can restrict which consumers a principal may create.
+            name=spec.durable,
+            durable_name=spec.durable,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=spec.deliver_policy,
+            max_ack_pending=spec.max_ack_pending or self.config.max_ack_pending,
+            ack_wait=spec.ack_wait_s or self.config.ack_wait_s,
+            max_deliver=spec.max_deliver or self.config.max_deliver,
+        )
+        if len(spec.filter_subjects) == 1:
+            config.filter_subject = spec.filter_subjects[0]
+        else:
+            config.filter_subjects = list(spec.filter_subjects)
+        await self.js.add_consumer(spec.stream, config)
+
+    async def consume(
+        self, spec: ConsumerSpec, handler: Handler, *, batch: int | None = None
+    ) -> None:
+        """Pull, verify and handle messages of ``spec`` until cancelled."""
+        await self.ensure_consumer(spec)
+        sub = await self.js.pull_subscribe_bind(spec.durable, spec.stream)
+        state = _ConsumerState(
+            SeenSet(self.config.seen_set_size),
+            SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
+        )
+        size = batch or self.config.fetch_batch
+        try:
+            while True:
+                try:
+                    messages = await sub.fetch(size, timeout=1.0)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                for msg in messages:
+                    await self._handle(msg, handler, state, spec)
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be draining
+                await sub.unsubscribe()
