@@ -150,6 +150,9 @@ class SchedulerCore:
             now, mono = self._clock.now(), self._clock.monotonic()
             self._position = snapshot.position
             self._activated_at = mono
+            # Nodes heard from while standing by but silent too long are gone; nothing is
+            # charged yet, so this only marks them (their journaled tasks are requeued below).
+            self._nodes.expire(mono)
             ack_timeout = self._options.dispatch.ack_timeout_s
             finished: list[TaskRecord] = []
             resend_dispatch: list[DispatchOrder] = []
@@ -189,6 +192,10 @@ class SchedulerCore:
             self._budget.restore(t for t in preempted_at if now - t < window)
             self._active = True
             self._dirty = True
+            lost = TickReport()
+            for node in list(self._nodes):
+                if not node.reachable and (node.tasks or node.node_id in self._stopping.values()):
+                    await self._node_lost(node, lost)
             for rec in finished:
                 if rec.state is TaskState.FAILED:
                     await self._notify(rec, TransitionKind.FAILED, rec.reason)

@@ -420,3 +420,24 @@ async def test_leader_failover_under_load_loses_nothing_and_runs_nothing_twice(
     for v in survivor.core.nodes():
         by_node[v.node_id] = v.tasks
     assert set(by_node.values()) == {0}
+
+
+async def test_standby_that_saw_a_node_die_requeues_its_work_on_takeover(make_harness) -> None:
+    a = make_harness()
+    await a.start(a.hb("n1"), a.hb("n2"))
+    b = make_harness(clock=a.clock, journal=a.journal)
+    await b.core.heartbeat(b.hb("n1"))  # B stands by and hears both nodes
+    await b.core.heartbeat(b.hb("n2"))
+    await a.submit(a.spec("t"))
+    await a.cycle()
+    await a.ack_all()
+    dead = a.node_of("t")
+    alive = "n2" if dead == "n1" else "n1"
+    for _ in range(4):  # the node with the task dies; A dies too; B keeps hearing the other
+        a.clock.advance(2.0)
+        await b.core.heartbeat(b.hb(alive))
+    report = await b.core.activate()
+    assert report.queued == 1
+    assert b.core.task("t").reason == f"node {dead} became unreachable"
+    placed = await b.cycle()
+    assert [p.node_id for p in placed.placements] == [alive]
