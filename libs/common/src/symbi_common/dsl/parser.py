@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
@@ -30,6 +30,8 @@ __all__ = ["MAX_SOURCE_BYTES", "parse", "parse_expression", "parse_rule", "parse
 MAX_SOURCE_BYTES = 1 << 20
 #: At most this many syntax errors are reported for one text.
 MAX_DIAGNOSTICS = 20
+#: Deeper syntax trees are refused, so that every consumer can walk them recursively.
+MAX_DEPTH = 200
 
 _TOP_LEVEL = re.compile(
     r"^(metadata|agent|policy|type|function|schedule|channel|memory|webhook)\b", re.MULTILINE
@@ -914,18 +916,47 @@ class _Builder(Transformer[Token, Any]):
 
 def _build(tree: Tree[Token], text: str, file: str) -> Any:
     try:
-        return _Builder().transform(tree)
+        node = _Builder().transform(tree)
     except VisitError as exc:
-        orig = exc.orig_exc
-        if isinstance(orig, _TransformFailed):
-            p = orig.problem
-            raise DslSyntaxError(
-                [Diagnostic(file, p.pos.line, p.pos.column, p.message, p.hint)]
-            ) from None
-        if isinstance(orig, RecursionError):
-            raise DslSyntaxError(
-                [Diagnostic(file, 1, 1, "the text is nested too deeply")]
-            ) from None
-        raise
+        _reraise(exc, file)
     except RecursionError:
         raise DslSyntaxError([Diagnostic(file, 1, 1, "the text is nested too deeply")]) from None
+    _check_depth(node, file)
+    return node
+
+
+def _check_depth(root: object, file: str) -> None:
+    stack: list[tuple[object, int]] = [(root, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, ast.Node):
+            if depth > MAX_DEPTH:
+                pos = current.pos
+                raise DslSyntaxError(
+                    [
+                        Diagnostic(
+                            file,
+                            pos.line,
+                            pos.column,
+                            f"nested more than {MAX_DEPTH} levels deep",
+                            "split the expression with `let` bindings",
+                        )
+                    ]
+                )
+            for name in current.__dataclass_fields__:
+                if name not in ("pos", "comments", "source", "name_pos"):
+                    stack.append((getattr(current, name), depth + 1))
+        elif isinstance(current, tuple):
+            stack.extend((item, depth) for item in current)
+
+
+def _reraise(exc: VisitError, file: str) -> NoReturn:
+    orig = exc.orig_exc
+    if isinstance(orig, _TransformFailed):
+        p = orig.problem
+        raise DslSyntaxError(
+            [Diagnostic(file, p.pos.line, p.pos.column, p.message, p.hint)]
+        ) from None
+    if isinstance(orig, RecursionError):
+        raise DslSyntaxError([Diagnostic(file, 1, 1, "the text is nested too deeply")]) from None
+    raise exc
