@@ -14,9 +14,11 @@ server. Everything else — the gRPC servicer, the bus handler, the gateway's ow
 
 The call path (:meth:`ToolGateway.invoke`), in order: the tool must be known and usable
 (verified or allowed by the trust mode; never quarantined); the arguments must fit the size
-limit and the tool's input schema; the policy engine must allow the call (conditions it cannot
-honour refuse it); the call runs on the server's shared session under the timeout; the result
-must fit the size limit and the verified output schema. Every outcome, refusals included, is
+limit and the tool's input schema; the policy engine must allow the call, and its conditions
+are enforced here (``audit_full`` records the argument summary, ``rate_limit:N/U`` spends a
+token, ``require_approval`` and anything unknown refuse); the call runs on the server's
+shared session under the timeout; the result must fit the size limit and the verified output
+schema. Every outcome, refusals included, is
 one ``mcp.tool_call`` audit event with SHA-256 hashes of arguments and result.
 """
 
@@ -56,6 +58,7 @@ from symbi_mcp_gateway.policy import (
     summarize_arguments,
 )
 from symbi_mcp_gateway.ports import AlertPort, AuditPort, PolicyPort
+from symbi_mcp_gateway.ratelimit import CallRateLimiter, RateLimit, parse_rate_limit
 from symbi_mcp_gateway.resolver import KeyResolver
 from symbi_mcp_gateway.trust import ToolStatus
 from symbi_mcp_gateway.upstream import McpSession, SessionOpener, open_mcp_session
@@ -64,7 +67,7 @@ __all__ = ["ServerInfo", "ToolGateway", "ToolResult"]
 
 logger = logging.getLogger(__name__)
 
-#: Policy conditions the gateway knows how to honour; any other refuses the call.
+#: Policy conditions the gateway honours besides ``rate_limit:N/U``; any other refuses.
 _AUDIT_FULL = "audit_full"
 _REQUIRE_APPROVAL = "require_approval"
 
@@ -164,6 +167,7 @@ class ToolGateway:
             pins=pins, resolver=resolver, emit=self._emit, alert=self._raise_alert, clock=clock
         )
         self._servers: dict[str, _Server] = {}
+        self._rate_limiter = CallRateLimiter()
         self._group: asyncio.TaskGroup | None = None
         self._closed = False
         #: Audit events that could not be delivered (also logged in full).
@@ -541,13 +545,28 @@ class ToolGateway:
                 f"policy requires a human approval for {agent_id} calling {entry.view.tool_id}",
                 reason="APPROVAL_REQUIRED",
             )
-        unsupported = [c for c in decision.conditions if c not in (_AUDIT_FULL, _REQUIRE_APPROVAL)]
+        limits: list[RateLimit] = []
+        unsupported: list[str] = []
+        for condition in decision.conditions:
+            if condition in (_AUDIT_FULL, _REQUIRE_APPROVAL):
+                continue
+            try:
+                limit = parse_rate_limit(condition)
+            except InvalidArgument:
+                limit = None
+            if limit is None:
+                unsupported.append(condition)
+            else:
+                limits.append(limit)
         if unsupported:
+            # Fail closed: a condition nobody enforces would make a guarded call unguarded.
             raise PermissionDenied(
                 f"policy allows {entry.view.tool_id} only under conditions the gateway cannot "
                 f"enforce: {', '.join(unsupported)}",
                 reason="CONDITION_UNSUPPORTED",
             )
+        for limit in limits:
+            self._rate_limiter.take(agent_id, entry.view.tool_id, limit)
         return decision
 
     def _authorization(
@@ -612,9 +631,10 @@ class ToolGateway:
             details["outcome"] = "tool_error" if is_error else "ok"
             verdict = "conditional" if decision and decision.conditions else "allow"
         else:
-            refused = isinstance(
-                error, PermissionDenied | InvalidArgument | NotFound
-            ) or error.reason in ("RESULT_TOO_LARGE", "TOO_MANY_CALLS", "POLICY_UNAVAILABLE")
+            refused = isinstance(error, PermissionDenied | InvalidArgument | NotFound) or (
+                error.reason
+                in ("RESULT_TOO_LARGE", "TOO_MANY_CALLS", "POLICY_UNAVAILABLE", "RATE_LIMITED")
+            )
             details |= {
                 "outcome": "refused" if refused else "failed",
                 "reason": error.reason,

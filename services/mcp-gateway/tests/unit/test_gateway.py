@@ -261,23 +261,35 @@ async def test_a_denied_call_is_refused_and_audited(
 async def test_policy_conditions(
     open_gateway: Callable[..., Any], fake: FakeServer, audit: RecordingAudit, policy: RulePolicy
 ) -> None:
-    answers = {"a": PolicyDecision.allow("audit_full"), "b": PolicyDecision.allow("rate_limit:1/m"),
-               "c": PolicyDecision.allow("require_approval")}  # fmt: skip
+    answers = {
+        "a": PolicyDecision.allow("audit_full"),
+        "b": PolicyDecision.allow("rate_limit:1/m"),
+        "c": PolicyDecision.allow("require_approval"),
+        "d": PolicyDecision.allow("notify_owner"),
+    }
     policy.decide = lambda request: answers[request.agent_id]
     async with open_gateway() as gateway:
         await gateway.register_server(server_config())
         await gateway.invoke("a", "fake", "echo", {"text": "secret-ish"})
-        with pytest.raises(PermissionDenied) as unsupported:
-            await gateway.invoke("b", "fake", "echo", {"text": "x"})
+        await gateway.invoke("b", "fake", "echo", {"text": "once"})
+        with pytest.raises(ResourceExhausted) as limited:
+            await gateway.invoke("b", "fake", "echo", {"text": "twice"})
         with pytest.raises(PermissionDenied) as approval:
             await gateway.invoke("c", "fake", "echo", {"text": "x"})
+        with pytest.raises(PermissionDenied) as unsupported:
+            await gateway.invoke("d", "fake", "echo", {"text": "x"})
         assert [v.name for v in await gateway.tools_for_agent("c")] == []
-    assert unsupported.value.reason == "CONDITION_UNSUPPORTED"
+    assert limited.value.reason == "RATE_LIMITED"
+    assert "1/m" in limited.value.message
     assert approval.value.reason == "APPROVAL_REQUIRED"
-    [full] = audit.calls(outcome="ok")
+    assert unsupported.value.reason == "CONDITION_UNSUPPORTED"
+    assert "notify_owner" in unsupported.value.message
+    full = audit.calls(outcome="ok")[0]
+    assert full.agent_id == "a"
     assert full.decision == "conditional"
     assert "secret-ish" in str(full.details["args_summary"])
-    assert fake.calls == 1
+    assert fake.calls == 2
+    assert audit.calls(outcome="refused", reason="RATE_LIMITED")
 
 
 async def test_policy_failure_refuses_the_call(
