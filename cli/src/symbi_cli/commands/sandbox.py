@@ -6,7 +6,7 @@ Exit codes: 0 done, 1 the work failed (Docker unreachable, a build step failed),
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,7 +26,7 @@ _FAILED = 1
 _BAD_USAGE = 2
 
 
-def _docker(timeout: int = 300):  # type: ignore[no-untyped-def]
+def _docker(timeout: int = 300) -> Any:
     import docker
 
     try:

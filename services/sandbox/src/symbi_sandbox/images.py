@@ -199,9 +199,8 @@ def _python_packages() -> list[str]:
 
 
 def _populate_python(root: Path, progress: ProgressSink) -> None:
-    if not _run(["apt-cache", "policy", "python3"]).strip() or "Candidate: (none)" in _run(
-        ["apt-cache", "policy", "python3"]
-    ):
+    policy = _run(["apt-cache", "policy", "python3"])
+    if not policy.strip() or "Candidate: (none)" in policy:
         progress("apt has no package lists yet: running apt-get update")
         _run(["apt-get", "update", "-qq"])
     packages = _python_packages()
