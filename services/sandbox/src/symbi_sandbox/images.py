@@ -291,6 +291,25 @@ def _import(client: Any, recipe: ImageRecipe, root: Path, work: Path) -> str:
     return str(image.id)
 
 
+def _existing_id(client: Any, name: str) -> str | None:
+    import docker.errors
+
+    try:
+        return str(client.images.get(name).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _remove_quietly(client: Any, image_id: str) -> None:
+    """Drops the image a rebuild replaced (kept if a container still uses it)."""
+    import docker.errors
+
+    try:
+        client.images.remove(image_id)
+    except docker.errors.APIError as exc:
+        _log.info("kept the replaced image %s: %s", image_id[:19], exc)
+
+
 def _current(client: Any, recipe: ImageRecipe) -> str | None:
     """The id of the image when it exists and was built by this recipe version."""
     import docker.errors
@@ -338,6 +357,7 @@ def build_images(
             say(f"{recipe.name}: present (recipe {recipe.version}), kept")
             results.append(BuiltImage(recipe.name, existing, built=False, seconds=0.0))
             continue
+        previous = _existing_id(client, recipe.name)
         started = time.monotonic()
         say(f"{recipe.name}: building ({recipe.description})")
         with tempfile.TemporaryDirectory(prefix="symbi-image-") as tmp:
@@ -348,6 +368,8 @@ def build_images(
             say(f"{recipe.name}: importing into docker")
             image_id = _import(client, recipe, root, work)
         seconds = time.monotonic() - started
+        if previous is not None and previous != image_id:
+            _remove_quietly(client, previous)
         say(f"{recipe.name}: built {image_id[:19]} in {seconds:.1f} s")
         results.append(BuiltImage(recipe.name, image_id, built=True, seconds=seconds))
     return results
