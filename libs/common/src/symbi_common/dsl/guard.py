@@ -175,7 +175,9 @@ def guard_tag(rule_id: str, outcome: bool) -> str:
 
 def impurity(expr: ast.Expr) -> GuardError | None:
     """Why ``expr`` cannot be evaluated as a side-effect-free predicate, or None."""
-    for node in ast.walk(expr):
+    # Secrets and other agents first: they are the most specific reason.
+    nodes = sorted(ast.walk(expr), key=lambda n: not isinstance(n, ast.VaultRef | ast.AgentRef))
+    for node in nodes:
         match node:
             case ast.VaultRef():
                 return GuardError(
