@@ -4,7 +4,7 @@ Events are classified by convention (see ``docs/audit.md``), configurable throug
 :class:`ReportRules`:
 
 - the decision of an event is ``details["decision"]`` (``allow``, ``deny``,
-  ``allow_with_conditions``), lower-cased; events without one count as ``none``;
+  ``conditional``), lower-cased; events without one count as ``none``;
 - a *denied action* is an event whose decision is in ``denied_decisions``;
 - a *policy change* is an event whose type is in ``policy_change_types``;
 - a *sandbox violation* is an event whose type is in ``sandbox_violation_types``.
