@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
+from symbi_testing.principals import CryptoWorld
 from symbi_testing.services import ServiceCluster
 
 
@@ -54,3 +55,9 @@ def services(tmp_path: Path, nats_server: NatsServerProcess) -> Iterator[Service
         yield cluster
     finally:
         cluster.stop_all()
+
+
+@pytest.fixture
+def crypto_world() -> CryptoWorld:
+    """An in-memory cluster root, keyring and principals (see symbi_testing.principals)."""
+    return CryptoWorld()

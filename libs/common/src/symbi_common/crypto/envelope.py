@@ -244,12 +244,19 @@ class EnvelopeOpener:
             raise EnvelopeRejected(
                 RejectReason.REJECT_REASON_MALFORMED, "not a protobuf Envelope"
             ) from None
+        # Re-serializing without unknown fields must give back the same bytes: this refuses
+        # unknown fields, reordered fields and non-minimal encodings in one comparison.
+        env.DiscardUnknownFields()
         if env.SerializeToString(deterministic=True) != data:
             raise EnvelopeRejected(
                 RejectReason.REJECT_REASON_MALFORMED,
                 "envelope is not in canonical encoding (unknown or reordered fields)",
                 sender=env.sender,
                 msg_id=env.id,
+            )
+        if env.version == 0:
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_MALFORMED, "envelope has no version", sender=env.sender
             )
         if env.version != ENVELOPE_VERSION:
             raise EnvelopeRejected(

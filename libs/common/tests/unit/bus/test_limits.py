@@ -1,0 +1,67 @@
+"""Rate limits, the seen-set and reject reporting."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY
+
+from symbi.bus.v1 import events_pb2
+from symbi_common.bus.limits import SeenSet, SenderRateLimiter
+from symbi_common.bus.rejects import RejectReporter
+from symbi_common.crypto import EnvelopeRejected, RejectReason
+
+
+def test_rate_limiter_is_per_sender_with_burst() -> None:
+    now = [0.0]
+    limiter = SenderRateLimiter(rate=10, burst=5, clock=lambda: now[0])
+    assert all(limiter.allow("a") for _ in range(5))
+    assert not limiter.allow("a")
+    assert limiter.allow("b")  # another sender has its own bucket
+    now[0] += 0.1  # one token back
+    assert limiter.allow("a")
+    assert not limiter.allow("a")
+
+
+def test_rate_limiter_forgets_old_senders_beyond_its_bound() -> None:
+    limiter = SenderRateLimiter(rate=1, burst=1, max_senders=3, clock=lambda: 0.0)
+    for sender in "abcd":
+        limiter.allow(sender)
+    assert len(limiter._buckets) == 3
+
+
+def test_seen_set_is_bounded_lru() -> None:
+    seen = SeenSet(capacity=3)
+    for msg_id in "abcd":
+        seen.add(msg_id)
+    assert "a" not in seen
+    assert "d" in seen
+    assert len(seen) == 3
+
+
+async def test_reporter_counts_every_reject_and_audits_within_its_rate() -> None:
+    events: list[events_pb2.AuditEvent] = []
+
+    async def audit(event: events_pb2.AuditEvent) -> None:
+        events.append(event)
+
+    reporter = RejectReporter("svc-x", audit, audit_rate=1, audit_burst=2)
+    labels = {"reason": "bad_signature"}
+    before = REGISTRY.get_sample_value("symbi_bus_rejected_total", labels) or 0
+    for _ in range(5):
+        await reporter.report(
+            EnvelopeRejected(
+                RejectReason.REJECT_REASON_BAD_SIGNATURE, "nope", sender="mallory", msg_id="m1"
+            )
+        )
+    assert REGISTRY.get_sample_value("symbi_bus_rejected_total", labels) == before + 5
+    assert len(events) == 2  # the burst; the other three are held back
+    assert events[0].event_type == "bus.reject"
+    assert events[0].details["reason"] == "bad_signature"
+    assert events[0].details["claimed_sender"] == "mallory"
+
+
+@pytest.mark.parametrize("reason", [r for r in RejectReason.values() if r])
+def test_every_reason_has_a_label(reason: int) -> None:
+    error = EnvelopeRejected(reason, "x")
+    assert error.reason_label
+    assert error.reason.startswith("ENVELOPE_")
