@@ -116,6 +116,7 @@ async def saturation(runner: SandboxRunner, tier: Tier, levels: list[int]) -> li
         )
         print(lines[-1], flush=True)
         if rate < best * 1.05:
+            best = max(best, rate)
             lines.append(
                 f"  {tier.label:6} saturated at concurrency ≈ {level} ({best:.2f} tasks/s peak)"
             )

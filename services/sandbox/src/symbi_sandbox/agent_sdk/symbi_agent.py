@@ -120,11 +120,14 @@ def _read_frame(sock: socket.socket) -> dict[str, Any] | None:
 
 
 class _Pending:
-    __slots__ = ("body", "done")
+    __slots__ = ("body", "done", "subscription_maxsize")
 
-    def __init__(self) -> None:
+    def __init__(self, subscription_maxsize: int = 0) -> None:
         self.done = threading.Event()
         self.body: dict[str, Any] | None = None
+        # For subscribe calls: the reader registers the subscription itself, before it reads
+        # the next frame, so that no message following the answer is dropped.
+        self.subscription_maxsize = subscription_maxsize
 
 
 class Subscription:
@@ -163,6 +166,7 @@ class Subscription:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._channel._subscriptions.pop(self.sid, None)
             with contextlib.suppress(ChannelError):
                 self._channel._call({"op": "unsubscribe", "subscription": self.sid})
 
@@ -217,6 +221,11 @@ class Channel:
                         other.done.set()
                     continue
                 if pending is not None:
+                    if pending.subscription_maxsize and body.get("ok"):
+                        sid = int(body["result"]["subscription"])
+                        self._subscriptions[sid] = Subscription(
+                            self, sid, pending.subscription_maxsize
+                        )
                     pending.body = body
                     pending.done.set()
         except OSError:
@@ -230,11 +239,13 @@ class Channel:
             for sub in list(self._subscriptions.values()):
                 sub._deliver(None)
 
-    def _call(self, body: dict[str, Any], timeout: float | None = None) -> Any:
+    def _call(
+        self, body: dict[str, Any], timeout: float | None = None, *, subscription_maxsize: int = 0
+    ) -> Any:
         if self._closed:
             raise ChannelError("UNAVAILABLE", "CHANNEL_CLOSED", "the channel is closed")
         request_id = next(self._ids)
-        pending = _Pending()
+        pending = _Pending(subscription_maxsize)
         with self._lock:
             # The reader marks the channel closed before it fails the pending calls, so a
             # call registered after that sees the flag here instead of waiting in vain.
@@ -279,11 +290,11 @@ class Channel:
         return str(self._call({"op": "publish", "topic": topic, "payload": payload})["message_id"])
 
     def subscribe(self, topic: str, *, maxsize: int = 1024) -> Subscription:
-        # Registered before the answer so that no early message is missed.
-        result = self._call({"op": "subscribe", "topic": topic})
-        sub = Subscription(self, int(result["subscription"]), maxsize)
-        self._subscriptions[sub.sid] = sub
-        return sub
+        """Subscribes to ``topic``; messages queue in the returned :class:`Subscription`."""
+        result = self._call(
+            {"op": "subscribe", "topic": topic}, subscription_maxsize=max(1, maxsize)
+        )
+        return self._subscriptions[int(result["subscription"])]
 
     def request(self, to: str, payload: Any, timeout: float = 30.0) -> Any:
         """Request/reply; returns the reply payload."""
