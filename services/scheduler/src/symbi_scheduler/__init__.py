@@ -12,6 +12,7 @@ from .clock import ManualClock, SystemClock
 from .codec import decode_record, encode_record, record_from_dict, record_to_dict
 from .core import SchedulerCore
 from .dispatch import DispatchTracker, Expectation, ExpectationKind
+from .driver import DriverStep, SchedulerDriver
 from .lease import LeaderElection, Leadership
 from .nodes import NodeHeartbeat, NodeRegistry, NodeView
 from .options import (
@@ -62,6 +63,7 @@ __all__ = [
     "DispatchOptions",
     "DispatchOrder",
     "DispatchTracker",
+    "DriverStep",
     "Expectation",
     "ExpectationKind",
     "JournalSnapshot",
@@ -90,6 +92,7 @@ __all__ = [
     "ResourceRequest",
     "SandboxTier",
     "SchedulerCore",
+    "SchedulerDriver",
     "SchedulerOptions",
     "SchedulerStatus",
     "StopOrder",

@@ -38,6 +38,7 @@ def test_public_names_are_curated() -> None:
         "codec",
         "core",
         "dispatch",
+        "driver",
         "lease",
         "memory",
         "nodes",
