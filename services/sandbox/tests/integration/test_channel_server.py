@@ -240,3 +240,21 @@ async def test_closing_the_endpoint_ends_connections_and_removes_the_socket(
         assert not endpoint.path.exists()
     finally:
         await asyncio.to_thread(channel.close)
+
+
+async def test_messages_right_after_subscribing_are_not_lost(
+    endpoint: ChannelEndpoint,
+    backend,  # type: ignore[no-untyped-def]
+) -> None:
+    from symbi_sandbox.channel import AgentMessage
+
+    queue = backend.topics.setdefault("burst", asyncio.Queue())
+    for i in range(200):
+        queue.put_nowait(AgentMessage(f"m{i}", "agent-b", i, topic="burst"))
+
+    def agent() -> list[object]:
+        with symbi_agent.connect(str(endpoint.path), timeout=10) as channel:
+            sub = channel.subscribe("burst")
+            return [sub.get(timeout=5)["payload"] for _ in range(200)]  # type: ignore[index]
+
+    assert await asyncio.to_thread(agent) == list(range(200))
