@@ -115,6 +115,8 @@ class SchedulerCore:
         self._activated_at = 0.0
         self._tasks: dict[str, TaskRecord] = {}
         self._by_state: Counter[TaskState] = Counter()
+        # QUEUED records per priority (a cycle's popped tasks are still queued for status)
+        self._queued: Counter[Priority] = Counter()
         self._recent: OrderedDict[str, TaskRecord] = OrderedDict()
         self._queue = TaskQueue(aging_interval_s=opts.queue.aging_interval_s)
         self._tracker = DispatchTracker()
@@ -806,6 +808,7 @@ class SchedulerCore:
         if old is not None:
             self._by_state[old.state] -= 1
             if old.state is TaskState.QUEUED:
+                self._queued[old.priority] -= 1
                 self._queue.remove(task_id)
         self._stopping.pop(task_id, None)
         self._infeasible_since.pop(task_id, None)
@@ -822,7 +825,11 @@ class SchedulerCore:
         old = self._tasks.get(rec.task_id)
         if old is not None:
             self._by_state[old.state] -= 1
+            if old.state is TaskState.QUEUED:
+                self._queued[old.priority] -= 1
         self._by_state[rec.state] += 1
+        if rec.state is TaskState.QUEUED:
+            self._queued[rec.priority] += 1
         self._tasks[rec.task_id] = rec
         if rec.state is TaskState.RUNNING:
             self._victims[rec.task_id] = Victim(
@@ -957,7 +964,7 @@ class SchedulerCore:
         now = self._clock.now()
         return SchedulerStatus(
             active=self._active,
-            queued={p: self._queue.depth(p) for p in Priority},
+            queued={p: self._queued[p] for p in Priority},
             dispatched=self._by_state[TaskState.DISPATCHED],
             running=self._by_state[TaskState.RUNNING],
             stopping=self._by_state[TaskState.STOPPING],

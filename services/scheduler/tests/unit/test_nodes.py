@@ -160,3 +160,20 @@ async def test_long_unreachable_nodes_are_forgotten(make_harness) -> None:
     for _ in range(30):
         await h.advance(INTERVAL, beat=[h.hb("alive")])
     assert [v.node_id for v in h.core.nodes()] == ["alive"]
+
+
+async def test_status_counts_tasks_a_cycle_is_looking_at(harness) -> None:
+    h = harness
+    await h.start(h.hb("n1"))
+    await h.submit(h.spec("a", "high"), h.spec("b", "low"))
+    seen = []
+    original = h.policy.allocate
+
+    async def allocate(request):
+        seen.append(h.core.status().queued_total)  # mid-cycle, "a" is out of the heap
+        return await original(request)
+
+    h.policy.allocate = allocate
+    await h.cycle()
+    assert seen == [2, 1]
+    assert h.core.status().queued_total == 0
