@@ -105,6 +105,9 @@ class McpServerConfig(_Model):
     call_timeout_s: float = Field(60.0, gt=0, le=3600)
     max_result_bytes: int = Field(1_048_576, ge=1024, le=256 * 1024 * 1024)
     max_argument_bytes: int = Field(262_144, ge=256, le=64 * 1024 * 1024)
+    #: Longest JSON-RPC message read from a stdio server (one line); a longer one drops the
+    #: session before it is buffered. At least ``max_result_bytes``.
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
     #: Discovery is repeated this often (and after every reconnect); 0 turns periodic
     #: rediscovery off.
     refresh_interval_s: float = Field(300.0, ge=0, le=86_400)
@@ -149,6 +152,11 @@ class McpServerConfig(_Model):
             )
         if self.command is None and (self.args or self.env or self.cwd is not None):
             raise ValueError("'args', 'env' and 'cwd' apply to stdio servers only (set 'command')")
+        if self.max_message_bytes < self.max_result_bytes:
+            raise ValueError(
+                f"max_message_bytes ({self.max_message_bytes}) must be at least "
+                f"max_result_bytes ({self.max_result_bytes})"
+            )
         if self.url is None and self.headers:
             raise ValueError("'headers' apply to streamable-HTTP servers only (set 'url')")
         if self.trust_mode is not TrustMode.DEVELOPMENT and self.domain is None:
@@ -203,6 +211,7 @@ class GatewayConfig(_Model):
     call_timeout_s: float = Field(60.0, gt=0, le=3600)
     max_result_bytes: int = Field(1_048_576, ge=1024, le=256 * 1024 * 1024)
     max_argument_bytes: int = Field(262_144, ge=256, le=64 * 1024 * 1024)
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
     refresh_interval_s: float = Field(300.0, ge=0, le=86_400)
     #: Backoff between reconnection attempts: doubles from the first to the cap.
     reconnect_initial_s: float = Field(0.2, gt=0, le=60)
@@ -233,6 +242,7 @@ class GatewayConfig(_Model):
                     "call_timeout_s",
                     "max_result_bytes",
                     "max_argument_bytes",
+                    "max_message_bytes",
                     "refresh_interval_s",
                 )
             },

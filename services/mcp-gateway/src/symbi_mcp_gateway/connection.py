@@ -61,8 +61,8 @@ class ServerConnection:
         self._generation = 0
         self._ready = asyncio.Event()
         self._fault = asyncio.Event()
-        #: (generation, reason) of the last session dropped on purpose.
-        self._dropped: tuple[int, str] = (0, "")
+        #: (generation, reason, code) of the last session dropped on purpose.
+        self._dropped: tuple[int, str, str] = (0, "", "")
         self._slots = asyncio.Semaphore(config.max_concurrent_connections)
         self._in_flight = 0
         self.state: ConnectionState = "connecting"
@@ -156,13 +156,15 @@ class ServerConnection:
         )
         return reason, lived_s
 
-    def fault(self, reason: str, *, generation: int | None = None) -> None:
+    def fault(
+        self, reason: str, *, generation: int | None = None, code: str = "SESSION_DROPPED"
+    ) -> None:
         """Drop the current session (the supervisor reconnects). A ``generation`` that is not
         the current one is ignored: that session is already gone."""
         if generation is not None and generation != self._generation:
             return
         if not self._fault.is_set():
-            self._dropped = (self._generation, reason)
+            self._dropped = (self._generation, reason, code)
             # At once, not when the supervisor gets to run: no new call may pick up a
             # session that is going away.
             self._ready.clear()
@@ -170,16 +172,17 @@ class ServerConnection:
             self.state = "reconnecting"
             self._fault.set()
 
-    async def _transport_fault(self, message: str) -> None:
+    async def _transport_fault(self, message: str, code: str) -> None:
+        # Drop first: no call may be answered from a stream we no longer trust.
+        self.fault(message, code=code)
         await self._alert(SecurityAlert(AlertKind.PROTOCOL_VIOLATION, self.name, message))
         await self._emit(
             AuditEvent(
                 "mcp.server.protocol_violation",
                 decision="deny",
-                details={"server": self.name, "message": message},
+                details={"server": self.name, "message": message, "reason": code},
             )
         )
-        self.fault(message)
 
     async def session(self, timeout_s: float) -> tuple[McpSession, int]:
         """The open session and its generation, waiting up to ``timeout_s`` for one.
@@ -246,15 +249,22 @@ class ServerConnection:
             except Unavailable as exc:
                 if exc.reason == "SERVER_DISCONNECTED":
                     # Prefer the reason the session was dropped for (malformed JSON-RPC...).
-                    dropped_generation, reason = self._dropped
+                    dropped_generation, reason, code = self._dropped
                     self.fault(exc.message, generation=generation)
                     if reason and dropped_generation == generation:
+                        if code == "MESSAGE_TOO_LARGE":
+                            raise ResourceExhausted(
+                                f"server {self.name} was dropped during the call to {name}: "
+                                f"{reason}",
+                                reason="MESSAGE_TOO_LARGE",
+                                retryable=False,
+                            ) from None
                         raise Unavailable(
                             f"server {self.name} dropped during the call to {name}: {reason}",
                             reason="SERVER_DISCONNECTED",
                         ) from None
                 elif exc.reason == "MALFORMED_RESPONSE":
-                    self.fault(exc.message, generation=generation)
+                    self.fault(exc.message, generation=generation, code=exc.reason)
                 raise
         finally:
             self._in_flight -= 1

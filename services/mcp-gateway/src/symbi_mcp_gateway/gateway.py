@@ -633,7 +633,13 @@ class ToolGateway:
         else:
             refused = isinstance(error, PermissionDenied | InvalidArgument | NotFound) or (
                 error.reason
-                in ("RESULT_TOO_LARGE", "TOO_MANY_CALLS", "POLICY_UNAVAILABLE", "RATE_LIMITED")
+                in (
+                    "RESULT_TOO_LARGE",
+                    "MESSAGE_TOO_LARGE",
+                    "TOO_MANY_CALLS",
+                    "POLICY_UNAVAILABLE",
+                    "RATE_LIMITED",
+                )
             )
             details |= {
                 "outcome": "refused" if refused else "failed",

@@ -28,7 +28,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import Any, Protocol
 
 import anyio
-from mcp import Client, MCPError, StdioServerParameters
+from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import (
@@ -52,6 +52,7 @@ from symbi_common.errors import (
     Unavailable,
 )
 from symbi_mcp_gateway.config import McpServerConfig, TransportKind
+from symbi_mcp_gateway.stdio_transport import MessageTooLarge, open_stdio_transport
 
 __all__ = ["FaultSink", "McpSession", "SessionOpener", "open_mcp_session"]
 
@@ -62,8 +63,10 @@ _CLIENT_INFO = Implementation(name="symbi-mcp-gateway", version="0.1.0")
 _MAX_PAGES = 64
 _MAX_MESSAGE_CHARS = 512
 
-#: Called when the transport delivers something that is not JSON-RPC; the argument says what.
-FaultSink = Callable[[str], Awaitable[None]]
+#: Called when the transport delivers something that is not an acceptable JSON-RPC message:
+#: ``(what happened, reason)`` with reason ``MALFORMED_MESSAGE``, ``MESSAGE_TOO_LARGE`` or
+#: ``MALFORMED_RESPONSE``.
+FaultSink = Callable[[str, str], Awaitable[None]]
 
 
 class McpSession(Protocol):
@@ -196,7 +199,7 @@ class _ClientSession:
 
     async def _malformed(self, what: str, exc: ValidationError) -> SymbiError:
         message = f"server {self._server} sent a malformed answer to {what}: {exc.error_count()} problem(s)"
-        await self._on_fault(message)
+        await self._on_fault(message, "MALFORMED_RESPONSE")
         return Unavailable(message, reason="MALFORMED_RESPONSE", retryable=False)
 
 
@@ -211,19 +214,19 @@ async def open_mcp_session(
     """
 
     async def message_handler(message: Any) -> None:
-        if isinstance(message, Exception):
-            await on_fault(f"malformed JSON-RPC from server {config.name}: {_short(repr(message))}")
+        if isinstance(message, MessageTooLarge):
+            await on_fault(str(message), "MESSAGE_TOO_LARGE")
+        elif isinstance(message, Exception):
+            await on_fault(
+                f"malformed JSON-RPC from server {config.name}: {_short(repr(message))}",
+                "MALFORMED_MESSAGE",
+            )
 
     async with AsyncExitStack() as stack:
         server: Any
         if config.transport is TransportKind.STDIO:
-            assert config.command is not None  # the config validator guarantees it
-            server = StdioServerParameters(
-                command=config.command,
-                args=list(config.args),
-                env=dict(config.env) or None,
-                cwd=config.cwd,
-            )
+            # Our own stdio transport: the SDK's buffers a line without limit.
+            server = open_stdio_transport(config, max_message_bytes=config.max_message_bytes)
         else:
             assert config.url is not None
             http = await stack.enter_async_context(

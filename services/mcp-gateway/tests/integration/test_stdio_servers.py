@@ -197,17 +197,31 @@ async def test_malformed_json_rpc_is_refused_audited_and_recovered(
 
 
 async def test_an_oversized_result_is_refused_and_audited(
-    open_gateway: OpenGateway, audit: RecordingAudit
+    open_gateway: OpenGateway, audit: RecordingAudit, alerts: RecordingAlerts
 ) -> None:
+    config = faulty_server(max_result_bytes=16 * 1024, max_message_bytes=64 * 1024)
     async with open_gateway() as gateway:
-        await gateway.register_server(faulty_server(max_result_bytes=64 * 1024))
+        await gateway.register_server(config)
         small = await gateway.invoke("a", "faulty", "big", {"size": 1000})
         assert len(small.text[0]) == 1000
-        with pytest.raises(ResourceExhausted) as caught:
-            await gateway.invoke("a", "faulty", "big", {"size": 200_000})
-    assert caught.value.reason == "RESULT_TOO_LARGE"
+        # Larger than the result limit, within the message limit: read, then refused.
+        with pytest.raises(ResourceExhausted) as over_result:
+            await gateway.invoke("a", "faulty", "big", {"size": 30_000})
+        assert over_result.value.reason == "RESULT_TOO_LARGE"
+        assert (await gateway.invoke("a", "faulty", "echo", {"text": "same session"})).text
+        # Far beyond the message limit: never buffered; the session is dropped and comes back.
+        with pytest.raises(ResourceExhausted) as over_message:
+            await gateway.invoke("a", "faulty", "big", {"size": 20_000_000}, timeout_s=30)
+        assert over_message.value.reason == "MESSAGE_TOO_LARGE"
+        await eventually(lambda: gateway.server_info("faulty").connected, timeout=30)
+        assert (await gateway.invoke("a", "faulty", "echo", {"text": "back"})).text == ["back"]
     assert audit.calls(outcome="refused", reason="RESULT_TOO_LARGE")
-    assert audit.of_type("mcp.server.protocol_violation")
+    assert audit.calls(outcome="refused", reason="MESSAGE_TOO_LARGE")
+    reasons = {
+        event.details.get("reason") for event in audit.of_type("mcp.server.protocol_violation")
+    }
+    assert "MESSAGE_TOO_LARGE" in reasons
+    assert "protocol_violation" in alerts.kinds()
 
 
 async def test_a_hanging_tool_times_out_and_the_session_stays_usable(

@@ -450,7 +450,9 @@ async def test_malformed_json_rpc_drops_the_session_and_alerts(
 ) -> None:
     async with open_gateway() as gateway:
         await gateway.register_server(server_config())
-        await fake.faults[-1]("malformed JSON-RPC from server fake: '{not json'")
+        await fake.faults[-1](
+            "malformed JSON-RPC from server fake: '{not json'", "MALFORMED_MESSAGE"
+        )
         await eventually(lambda: fake.opens >= 2 and gateway.server_info("fake").connected)
     assert alerts.kinds() == ["protocol_violation"]
     [violation] = audit.of_type("mcp.server.protocol_violation")
