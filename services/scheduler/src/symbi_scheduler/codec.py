@@ -6,6 +6,8 @@ raises ``InvalidArgument`` instead of entering the scheduler.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -41,6 +43,7 @@ def record_to_dict(rec: TaskRecord) -> dict[str, Any]:
             "node_selector": dict(spec.node_selector),
             "preemptible": spec.preemptible,
             "metadata": dict(spec.metadata),
+            "payload": base64.b64encode(spec.payload).decode(),
         },
         "state": rec.state.value,
         "seq": rec.seq,
@@ -59,6 +62,7 @@ def record_to_dict(rec: TaskRecord) -> dict[str, Any]:
         "last_preempted_at": rec.last_preempted_at,
         "preempts": list(rec.preempts),
         "reason": rec.reason,
+        "exit_code": rec.exit_code,
     }
 
 
@@ -87,6 +91,7 @@ def record_from_dict(data: dict[str, Any]) -> TaskRecord:
             node_selector=s["node_selector"],
             preemptible=bool(s["preemptible"]),
             metadata=s["metadata"],
+            payload=base64.b64decode(s["payload"], validate=True),
         )
         return TaskRecord(
             spec=spec,
@@ -107,10 +112,11 @@ def record_from_dict(data: dict[str, Any]) -> TaskRecord:
             last_preempted_at=data["last_preempted_at"],
             preempts=tuple(data["preempts"]),
             reason=str(data["reason"]),
+            exit_code=data["exit_code"],
         )
     except InvalidArgument:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
         raise InvalidArgument(
             f"malformed task record: {type(exc).__name__}: {exc}", reason="BAD_RECORD"
         ) from None

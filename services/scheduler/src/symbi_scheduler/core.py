@@ -250,6 +250,7 @@ class SchedulerCore:
             ("network_io_mbps", r.network_io_mbps, limits.max_network_io_mbps),
             ("execution_timeout_s", r.execution_timeout_s, limits.max_execution_timeout_s),
             ("metadata bytes", spec.metadata_bytes, limits.max_metadata_bytes),
+            ("payload bytes", len(spec.payload), limits.max_payload_bytes),
         ):
             if value > limit:
                 raise InvalidArgument(
@@ -333,7 +334,7 @@ class SchedulerCore:
     async def heartbeat(self, hb: NodeHeartbeat) -> None:
         """A node's heartbeat. Kept while standing by too (for a fast takeover)."""
         async with self._lock:
-            outcome = self._nodes.heartbeat(hb, self._clock.monotonic())
+            outcome = self._nodes.heartbeat(hb, self._clock.monotonic(), wall=self._clock.now())
             if not self._active:
                 return
             if outcome.freed:
@@ -429,27 +430,38 @@ class SchedulerCore:
                 if outcome is not TaskOutcome.COMPLETED:
                     return None
                 self._queue.remove(rec.task_id)
-                final = rec.evolve(state=TaskState.COMPLETED, updated_at=now, reason="")
+                final = rec.evolve(
+                    state=TaskState.COMPLETED, updated_at=now, reason="", exit_code=result.exit_code
+                )
                 await self._remove(final)
                 return final
             self._tracker.resolve(rec.task_id)
             if rec.state is TaskState.STOPPING:
                 self._stopping.pop(rec.task_id, None)
                 if outcome is TaskOutcome.COMPLETED:
-                    final = rec.evolve(state=TaskState.COMPLETED, updated_at=now, reason="")
+                    final = rec.evolve(
+                        state=TaskState.COMPLETED,
+                        updated_at=now,
+                        reason="",
+                        exit_code=result.exit_code,
+                    )
                     await self._remove(final)
                     return final
                 return await self._requeue_stopped(rec)
             # DISPATCHED (result before the ack: it did start) or RUNNING
             self._release(rec)
             if outcome is TaskOutcome.COMPLETED:
-                final = rec.evolve(state=TaskState.COMPLETED, updated_at=now, reason="")
+                final = rec.evolve(
+                    state=TaskState.COMPLETED, updated_at=now, reason="", exit_code=result.exit_code
+                )
                 await self._remove(final)
                 return final
             why = result.reason or (
                 "stopped by its node" if outcome is TaskOutcome.STOPPED else "failed"
             )
-            final = rec.evolve(state=TaskState.FAILED, updated_at=now, reason=why)
+            final = rec.evolve(
+                state=TaskState.FAILED, updated_at=now, reason=why, exit_code=result.exit_code
+            )
             await self._remove(final)
             self._failed_total += 1
             return final
@@ -917,6 +929,7 @@ class SchedulerCore:
             not_after=rec.not_after,
             preempts=rec.preempts,
             metadata=spec.metadata,
+            payload=spec.payload,
         )
 
     @staticmethod

@@ -61,7 +61,8 @@ class NodeView:
     tasks: int
     tiers: frozenset[SandboxTier]
     labels: Mapping[str, str]
-    last_seen: float
+    last_seen: float  # monotonic
+    last_heartbeat_at: float | None  # wall clock; None until the node's first heartbeat
 
 
 class Node:
@@ -75,6 +76,7 @@ class Node:
         "free_slots",
         "held_from",
         "labels",
+        "last_heartbeat_at",
         "last_seen",
         "node_id",
         "order",
@@ -97,6 +99,7 @@ class Node:
         # its first heartbeat: it takes no new work, but its silence still counts.
         self.confirmed = False
         self.last_seen = now
+        self.last_heartbeat_at: float | None = None  # wall clock, for display
         self.reported_running: frozenset[str] = frozenset()
         self.tasks: dict[str, tuple[Vector, Priority]] = {}
         # held_from[p]: what charged tasks of priority p or lower hold (4 dimensions + count);
@@ -185,6 +188,7 @@ class Node:
             tiers=self.tiers,
             labels=self.labels,
             last_seen=self.last_seen,
+            last_heartbeat_at=self.last_heartbeat_at,
         )
 
 
@@ -215,8 +219,10 @@ class NodeRegistry:
         self._cache_version = -1
 
     # ---------------------------------------------------------------- membership
-    def heartbeat(self, hb: NodeHeartbeat, now: float) -> HeartbeatOutcome:
-        """Record a heartbeat received at ``now``."""
+    def heartbeat(
+        self, hb: NodeHeartbeat, now: float, *, wall: float | None = None
+    ) -> HeartbeatOutcome:
+        """Record a heartbeat received at ``now`` (monotonic; ``wall`` for display)."""
         node = self._nodes.get(hb.node_id)
         joined = node is None or not node.reachable or not node.confirmed
         if node is None:
@@ -237,6 +243,7 @@ class NodeRegistry:
         node.reachable = True
         node.confirmed = True
         node.last_seen = now
+        node.last_heartbeat_at = wall
         node.reported_running = hb.running
         node._recompute_free()
         after_free = (*node.free, node.free_slots)

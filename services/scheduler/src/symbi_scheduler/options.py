@@ -194,6 +194,7 @@ class LimitOptions:
     max_network_io_mbps: int = 100_000
     max_execution_timeout_s: float = 7 * 24 * 3600.0
     max_metadata_bytes: int = 4096
+    max_payload_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
         _at_least("limits", "max_memory_mb", self.max_memory_mb, 1)
@@ -202,6 +203,7 @@ class LimitOptions:
         _at_least("limits", "max_network_io_mbps", self.max_network_io_mbps, 0)
         _positive("limits", "max_execution_timeout_s", self.max_execution_timeout_s)
         _at_least("limits", "max_metadata_bytes", self.max_metadata_bytes, 0)
+        _at_least("limits", "max_payload_bytes", self.max_payload_bytes, 0)
 
 
 @dataclass(frozen=True, slots=True)

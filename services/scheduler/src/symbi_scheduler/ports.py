@@ -99,6 +99,7 @@ class DispatchOrder:
     not_after: float  # wall clock: the node must refuse to start the order after this
     preempts: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
+    payload: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

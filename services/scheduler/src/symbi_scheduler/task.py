@@ -109,8 +109,10 @@ class TaskSpec:
     """A request to run one agent task; validated on construction (InvalidArgument naming why).
 
     ``node_selector`` must match node labels exactly (every key present with that value).
-    ``preemptible=False`` protects a running task from preemption. ``metadata`` is passed
-    through to the sandbox unchanged (at most 32 entries, 4 KiB in total by default).
+    ``preemptible=False`` protects a running task from preemption. ``metadata`` (at most 32
+    string entries, 4 KiB in total by default) and ``payload`` (opaque bytes, e.g. the
+    sandbox's run spec: image, command, env, code; 256 KiB by default) are passed through to
+    the sandbox unchanged and journaled with the task.
     """
 
     task_id: str
@@ -121,6 +123,7 @@ class TaskSpec:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     preemptible: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
+    payload: bytes = b""
 
     def __post_init__(self) -> None:
         check_id("task_id", self.task_id)
@@ -146,6 +149,8 @@ class TaskSpec:
                     details={"field": "metadata"},
                 )
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+        if not isinstance(self.payload, bytes):
+            raise InvalidArgument("payload must be bytes", reason="INVALID_PAYLOAD")
 
     @property
     def metadata_bytes(self) -> int:
@@ -184,6 +189,7 @@ class TaskRecord:
     last_preempted_at: float | None = None
     preempts: tuple[str, ...] = ()
     reason: str = ""
+    exit_code: int | None = None
 
     @property
     def task_id(self) -> str:
@@ -215,3 +221,4 @@ class TaskResult:
     node_id: str
     outcome: TaskOutcome
     reason: str = ""
+    exit_code: int | None = None

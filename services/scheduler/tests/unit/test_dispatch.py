@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from symbi_common.errors import FailedPrecondition, NotFound, Unavailable
@@ -20,9 +22,12 @@ ACK = DispatchOptions().ack_timeout_s
 async def test_order_carries_the_request_and_a_start_deadline(harness) -> None:
     h = harness
     await h.start(h.hb("n1", tiers=["docker", "gvisor"]))
-    await h.core.submit(h.spec("t", "high", tier="gvisor", mem=300, cpu=250))
+    spec = h.spec("t", "high", tier="gvisor", mem=300, cpu=250)
+    await h.core.submit(dataclasses.replace(spec, payload=b"run-spec", metadata={"k": "v"}))
     await h.cycle()
     (order,) = h.dispatcher.dispatched
+    assert order.payload == b"run-spec"
+    assert dict(order.metadata) == {"k": "v"}
     assert (order.dispatch_id, order.node_id, order.attempt) == ("t-1", "n1", 1)
     assert order.resources.vector == (300, 250, 0, 0)
     assert order.tier.value == "gvisor"
@@ -112,7 +117,10 @@ async def test_results_free_capacity_and_end_tasks(harness) -> None:
     stale = TaskResult("c", "c-0", "n1", TaskOutcome.COMPLETED)
     assert await h.core.task_finished(stale) is None
     assert h.state("c") == "running"
-    await h.finish("c")
+    final = await h.core.task_finished(
+        TaskResult("c", "c-1", "n1", TaskOutcome.COMPLETED, exit_code=0)
+    )
+    assert final.exit_code == 0
     assert h.core.status().running == 0
     assert h.journal.position == h.core.status().journal_position
     assert len(h.journal) == 0  # finished tasks leave the journal

@@ -105,6 +105,11 @@ async def test_hard_limits_reject_at_submission(make_harness) -> None:
         await h.core.submit(h.spec("big", mem=2048))
     with pytest.raises(InvalidArgument, match="execution_timeout_s 61"):
         await h.core.submit(h.spec("slow", timeout=61))
+    big = TaskSpec(
+        "p", "a", ResourceRequest(64, 100, execution_timeout_s=1), payload=b"x" * (256 * 1024 + 1)
+    )
+    with pytest.raises(InvalidArgument, match="payload bytes 262145 exceeds the limit of 262144"):
+        await h.core.submit(big)
     assert len(h.journal) == 0
 
 
@@ -170,6 +175,7 @@ def test_codec_round_trip_and_rejects_garbage() -> None:
             node_selector={"zone": "a"},
             preemptible=False,
             metadata={"image": "busybox"},
+            payload=b"\x00\xffrun-spec",
         ),
         state=TaskState.STOPPING,
         seq=7,
@@ -182,6 +188,7 @@ def test_codec_round_trip_and_rejects_garbage() -> None:
         preempts=("x",),
         last_preempted_at=2.0,
         reason="preempted",
+        exit_code=137,
     )
     assert decode_record(encode_record(rec)) == rec
     with pytest.raises(InvalidArgument, match="not JSON"):
@@ -190,6 +197,9 @@ def test_codec_round_trip_and_rejects_garbage() -> None:
         decode_record(b'{"v": 99}')
     with pytest.raises(InvalidArgument, match="malformed"):
         decode_record(b'{"v": 1, "spec": {}}')
+    bad_payload = encode_record(rec).replace(b'"payload":"', b'"payload":"*')
+    with pytest.raises(InvalidArgument, match="malformed"):
+        decode_record(bad_payload)
 
 
 def test_options_are_checked() -> None:
