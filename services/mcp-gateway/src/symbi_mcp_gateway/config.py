@@ -220,6 +220,8 @@ class GatewayConfig(_Model):
     audit_timeout_s: float = Field(2.0, gt=0, le=60)
     #: How long a policy decision may take; no answer in time refuses the call.
     policy_timeout_s: float = Field(2.0, gt=0, le=60)
+    #: How long a pin store operation may take.
+    pin_store_timeout_s: float = Field(5.0, gt=0, le=60)
     schemapin: SchemaPinConfig = SchemaPinConfig()
     servers: tuple[McpServerConfig, ...] = ()
 

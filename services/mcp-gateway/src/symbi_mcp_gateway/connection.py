@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 import time
@@ -30,7 +31,16 @@ __all__ = ["ConnectionState", "ServerConnection"]
 
 logger = logging.getLogger(__name__)
 
-ConnectionState = str  # "connecting" | "connected" | "backoff" | "stopped"
+
+class ConnectionState(enum.StrEnum):
+    """Where a server's supervisor is."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"  # a fault dropped the session; the supervisor is winding it down
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
 
 #: A session that served this long before it broke resets the backoff.
 _STABLE_S = 10.0
@@ -65,7 +75,7 @@ class ServerConnection:
         self._dropped: tuple[int, str, str] = (0, "", "")
         self._slots = asyncio.Semaphore(config.max_concurrent_connections)
         self._in_flight = 0
-        self.state: ConnectionState = "connecting"
+        self.state = ConnectionState.CONNECTING
         self.last_error = ""
         self.connected_since: float | None = None
 
@@ -95,16 +105,16 @@ class ServerConnection:
                 delay = min(self._max_s, self._initial_s * 2**attempt)
                 delay *= random.uniform(0.5, 1.0)  # jitter: replicas do not reconnect in step
                 attempt = min(attempt + 1, 30)
-                self.state = "backoff"
+                self.state = ConnectionState.BACKOFF
                 logger.info("server %s: reconnecting in %.2fs (%s)", self.name, delay, reason)
                 await asyncio.sleep(delay)
         finally:
-            self.state = "stopped"
+            self.state = ConnectionState.STOPPED
             self._ready.clear()
 
     async def _serve_one_session(self) -> tuple[str, float]:
         """Open, verify, serve until a fault; why it ended and how long it served calls."""
-        self.state = "connecting"
+        self.state = ConnectionState.CONNECTING
         self._fault.clear()
         up_at: float | None = None
         try:
@@ -124,7 +134,7 @@ class ServerConnection:
                 await self._on_connected(session)
                 self._ready.set()
                 up_at = time.monotonic()
-                self.state = "connected"
+                self.state = ConnectionState.CONNECTED
                 self.connected_since = up_at
                 self.last_error = ""
                 await self._emit(
@@ -169,7 +179,7 @@ class ServerConnection:
             # session that is going away.
             self._ready.clear()
             self._session = None
-            self.state = "reconnecting"
+            self.state = ConnectionState.RECONNECTING
             self._fault.set()
 
     async def _transport_fault(self, message: str, code: str) -> None:

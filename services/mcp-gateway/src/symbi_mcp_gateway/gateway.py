@@ -48,9 +48,9 @@ from symbi_common.errors import (
 from symbi_mcp_gateway.audit import AuditEvent, SecurityAlert
 from symbi_mcp_gateway.catalog import CatalogEntry, ToolCatalog, ToolView
 from symbi_mcp_gateway.config import GatewayConfig, McpServerConfig
-from symbi_mcp_gateway.connection import ServerConnection
+from symbi_mcp_gateway.connection import ConnectionState, ServerConnection
 from symbi_mcp_gateway.definition import canonical_json
-from symbi_mcp_gateway.pins import PinStore, ToolPin
+from symbi_mcp_gateway.pins import PinStore, TimedPinStore, ToolPin
 from symbi_mcp_gateway.policy import (
     Decision,
     PolicyDecision,
@@ -78,7 +78,7 @@ class ServerInfo:
 
     config: McpServerConfig
     connected: bool
-    state: str
+    state: ConnectionState
     last_error: str
     tool_count: int
     in_flight: int
@@ -157,6 +157,7 @@ class ToolGateway:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        pins = TimedPinStore(pins, timeout_s=config.pin_store_timeout_s)
         self._pins = pins
         self._policy = policy
         self._audit = audit

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from symbi_common.errors import Aborted, AlreadyExists, InvalidArgument
+from symbi_common.errors import Aborted, AlreadyExists, InvalidArgument, Unavailable
 
-__all__ = ["MemoryPinStore", "PinStore", "StoredPin", "ToolPin"]
+__all__ = ["MemoryPinStore", "PinStore", "StoredPin", "TimedPinStore", "ToolPin"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +149,36 @@ class MemoryPinStore:
         self._revision += 1
         self._pins[pin.tool_id] = StoredPin(pin, self._revision)
         return self._revision
+
+
+class TimedPinStore:
+    """A :class:`PinStore` whose every operation has a deadline (the KV behind it may hang)."""
+
+    def __init__(self, inner: PinStore, *, timeout_s: float) -> None:
+        self._inner = inner
+        self._timeout_s = timeout_s
+
+    async def _within(self, what: str, call: Awaitable[_T]) -> _T:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await call
+        except TimeoutError:
+            raise Unavailable(
+                f"the pin store did not answer {what} within {self._timeout_s}s",
+                reason="PIN_STORE_UNAVAILABLE",
+            ) from None
+
+    async def get(self, tool_id: str) -> StoredPin | None:
+        return await self._within("a read", self._inner.get(tool_id))
+
+    async def create(self, pin: ToolPin) -> int:
+        return await self._within("a create", self._inner.create(pin))
+
+    async def update(self, pin: ToolPin, *, revision: int) -> int:
+        return await self._within("an update", self._inner.update(pin, revision=revision))
+
+    async def delete(self, tool_id: str) -> bool:
+        return await self._within("a delete", self._inner.delete(tool_id))
+
+    async def list(self) -> list[ToolPin]:
+        return await self._within("a listing", self._inner.list())

@@ -136,3 +136,18 @@ def test_schemapin_urls_are_checked() -> None:
         }
     )
     assert config.schemapin.well_known_urls["h.example"].startswith("http://127.0.0.1")
+
+
+def test_the_common_settings_section_feeds_the_gateway_config() -> None:
+    from symbi_common.config import McpSection
+
+    section = McpSection.model_validate(
+        {
+            "tool_verification": "permissive",
+            "max_concurrent_connections": 4,
+            "servers": [{"name": "time", "command": "mcp-server-time", "domain": "t.example"}],
+        }
+    )
+    config = load_gateway_config(section.model_dump())
+    assert config.servers[0].trust_mode is TrustMode.PERMISSIVE
+    assert config.servers[0].max_concurrent_connections == 4
