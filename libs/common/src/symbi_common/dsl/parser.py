@@ -12,7 +12,7 @@ import contextvars
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NoReturn
 
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -68,9 +68,16 @@ def parse(text: str, *, file: str = "<string>") -> ast.Program:
     """Parse a whole DSL file.
 
     Raises DslSyntaxError (an InvalidArgument) listing every error found, each with file,
-    line, column, what was expected and, where one applies, a hint.
+    line, column, what was expected and, where one applies, a hint. Trees are immutable, so
+    the last few are kept: parsing the same text again (many agents created from one
+    template) costs nothing.
     """
     _check_size(text, file)
+    return _parse_program(text, file)
+
+
+@lru_cache(maxsize=16)
+def _parse_program(text: str, file: str) -> ast.Program:
     sink: list[Token] = []
     token = _comments.set(sink)
     try:

@@ -20,6 +20,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
 import cedarpy
@@ -47,6 +48,7 @@ __all__ = [
     "PolicyCompiler",
     "RuntimeGuard",
     "VerbMapping",
+    "default_compiler",
 ]
 
 #: What an agent id (the principal's entity id) may look like.
@@ -350,6 +352,12 @@ class PolicyCompiler:
                 )
             )
         raise DslValidationError(problems.items)
+
+
+@cache
+def default_compiler() -> PolicyCompiler:
+    """A compiler for the shared schema, built once (parsing the schema costs milliseconds)."""
+    return PolicyCompiler()
 
 
 class _AgentRun:

@@ -26,7 +26,12 @@ from symbi_common.dsl.definition import (
 )
 from symbi_common.dsl.diagnostics import Diagnostic, DslError, DslValidationError, Severity
 from symbi_common.dsl.formatter import format_expr
-from symbi_common.dsl.policy_compiler import AGENT_ID_PATTERN, CompiledPolicySet, PolicyCompiler
+from symbi_common.dsl.policy_compiler import (
+    AGENT_ID_PATTERN,
+    CompiledPolicySet,
+    PolicyCompiler,
+    default_compiler,
+)
 from symbi_common.dsl.resources import (
     ResourceBounds,
     ResourceLimits,
@@ -112,7 +117,7 @@ def build_definitions(
     to the ids to use as Cedar principals (default: the name).
     """
     rules = rules or ValidationRules()
-    compiler = compiler or PolicyCompiler()
+    compiler = compiler or default_compiler()
     report = _Report(file)
     top_policies = [i for i in program.items if isinstance(i, ast.PolicyDef)]
     sections = [i for i in program.items if isinstance(i, ast.SectionDef)]
