@@ -132,6 +132,8 @@ class ServerConnection:
                 self._generation += 1
                 self._session = session
                 await self._on_connected(session)
+                if self._fault.is_set():
+                    raise Unavailable(self._dropped[1], reason="SESSION_DROPPED")
                 self._ready.set()
                 up_at = time.monotonic()
                 self.state = ConnectionState.CONNECTED

@@ -263,9 +263,9 @@ class ToolGateway:
         del self._servers[name]
         for task in server.tasks:
             task.cancel()
-        for task in server.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # asyncio.wait, not awaiting each task: their CancelledError is theirs, while a
+        # cancellation of this caller still propagates.
+        await asyncio.wait(server.tasks)
         self._catalog.remove_server(name)
 
     def server_info(self, name: str) -> ServerInfo:
@@ -325,6 +325,10 @@ class ToolGateway:
         except TimeoutError:
             raise Unavailable(
                 "the policy engine did not answer in time", reason="POLICY_UNAVAILABLE"
+            ) from None
+        except SymbiError as exc:
+            raise Unavailable(
+                f"the policy engine failed ({exc.message})", reason="POLICY_UNAVAILABLE"
             ) from None
         if len(decisions) != len(candidates):
             raise Unavailable(
@@ -685,6 +689,9 @@ class ToolGateway:
                 await self.refresh(state.config.name)
             except SymbiError as exc:
                 logger.warning("server %s: rediscovery failed: %s", state.config.name, exc.message)
+            except Exception:
+                # A bug here must not take every other server's tasks down with this one.
+                logger.exception("server %s: rediscovery failed", state.config.name)
 
     # ---- helpers
 
