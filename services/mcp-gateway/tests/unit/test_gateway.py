@@ -532,3 +532,55 @@ async def test_configured_servers_start_with_the_gateway(
         await eventually(lambda: gateway.server_info("fake").connected)
         assert [info.name for info in gateway.servers()] == ["fake"]
     assert fake.opens == 1
+
+
+async def test_two_replicas_sharing_pins_agree(
+    fake: FakeServer,
+    pins: MemoryPinStore,
+    policy: RulePolicy,
+    audit: RecordingAudit,
+    alerts: RecordingAlerts,
+) -> None:
+    def replica() -> ToolGateway:
+        return ToolGateway(
+            GatewayConfig(),
+            pins=pins,
+            policy=policy,
+            audit=audit,
+            alerts=alerts,
+            resolver=ChainResolver([]),
+            opener=fake.open,
+        )
+
+    async with replica() as one, replica() as two:
+        await asyncio.gather(
+            one.register_server(server_config()), two.register_server(server_config())
+        )
+        assert one.tool("fake", "echo").usable
+        assert two.tool("fake", "echo").usable
+        # One replica notices a change first; the other, sharing the pin, agrees it is a rug pull.
+        fake.tools = [echo_tool("changed behind our back")]
+        await one.refresh("fake")
+        await two.refresh("fake")
+        assert one.tool("fake", "echo").status is ToolStatus.QUARANTINED
+        assert two.tool("fake", "echo").status is ToolStatus.QUARANTINED
+        await one.approve("fake", "echo", actor="alice")
+        await two.refresh("fake")
+        assert two.tool("fake", "echo").status is ToolStatus.ALLOWED_UNVERIFIED
+    assert len(await pins.list()) == 1
+    assert len(audit.of_type("mcp.tool.pinned") + audit.of_type("mcp.tool.warning")) >= 1
+
+
+async def test_a_header_mismatch_triggers_rediscovery(
+    open_gateway: Callable[..., Any], fake: FakeServer
+) -> None:
+    async def changed(arguments: Mapping[str, Any]) -> dict[str, Any]:
+        raise Aborted("schema changed", reason="TOOL_DEFINITION_CHANGED")
+
+    async with open_gateway() as gateway:
+        await gateway.register_server(server_config())
+        fake.tools = [echo_tool("a new description")]
+        fake.handlers["echo"] = changed
+        with pytest.raises(Aborted):
+            await gateway.invoke("a", "fake", "echo", {"text": "x"})
+        await eventually(lambda: gateway.tool("fake", "echo").status is ToolStatus.QUARANTINED)
