@@ -41,6 +41,8 @@ SourceFormat = Literal["dsl", "toml", "yaml"]
 
 @dataclass(frozen=True, slots=True)
 class Parameter:
+    """A parameter of the agent: its name and its type as written (``Array<Record>``)."""
+
     name: str
     type: str
 

@@ -27,6 +27,8 @@ __all__ = [
 
 
 class Severity(enum.Enum):
+    """How bad a diagnostic is: an error rejects the source, a warning does not."""
+
     ERROR = "error"
     WARNING = "warning"
 

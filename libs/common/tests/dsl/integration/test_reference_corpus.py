@@ -178,6 +178,8 @@ def test_example_validates_and_compiles_cleanly(path: Path) -> None:
 def test_example_is_canonically_formatted(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert format_source(text, file=str(path)) == text
+    program = parse(text)
+    assert parse(format_program(program)) == program
 
 
 def _examples() -> dict[str, object]:

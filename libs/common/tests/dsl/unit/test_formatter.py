@@ -412,3 +412,23 @@ def test_round_trip_over_generated_programs(program: ast.Program) -> None:
     assert parsed == program, text
     # Formatting is idempotent.
     assert format_program(again) == format_program(parsed)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(programs)
+def test_checking_any_program_never_raises(program: ast.Program) -> None:
+    # Whatever a (well-formed) file says, validation and policy compilation answer with
+    # diagnostics, never with an exception.
+    from symbi_common.dsl import Diagnostic, check_source
+
+    for diagnostic in check_source(format_program(program), file="generated.symbi"):
+        assert isinstance(diagnostic, Diagnostic)
+        assert diagnostic.message
