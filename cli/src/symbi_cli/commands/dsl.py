@@ -50,9 +50,16 @@ def check(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print diagnostics as JSON lines.")
     ] = False,
+    no_runtime_guards: Annotated[
+        bool,
+        typer.Option(
+            "--no-runtime-guards",
+            help="Refuse policy guards the policy engine cannot decide (see ADR 0040).",
+        ),
+    ] = False,
 ) -> None:
     """Parse, validate and compile each FILE; print every problem as FILE:LINE:COL."""
-    compiler = PolicyCompiler()
+    compiler = PolicyCompiler(runtime_guards=not no_runtime_guards)
     failed = False
     errors = warnings = 0
     for path in files:

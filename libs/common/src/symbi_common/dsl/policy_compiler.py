@@ -282,8 +282,11 @@ class _Problems:
 class PolicyCompiler:
     """Compiles an agent's policy blocks to Cedar and validates them against the schema."""
 
-    def __init__(self, schema: str | None = None) -> None:
+    def __init__(self, schema: str | None = None, *, runtime_guards: bool = True) -> None:
+        """``schema``: Cedar schema text (default: Symbi's). ``runtime_guards=False`` refuses
+        guards the engine cannot decide instead of handing them to the DSL runtime."""
         self._schema = cedarpy.Schema.from_str(schema if schema is not None else schema_text())
+        self._runtime_guards = runtime_guards
 
     def compile(
         self,
@@ -306,7 +309,7 @@ class PolicyCompiler:
                 reason="INVALID_AGENT_ID",
             )
         problems = _Problems(file)
-        run = _AgentRun(agent_id, frozenset(shadowed), problems)
+        run = _AgentRun(agent_id, frozenset(shadowed), problems, self._runtime_guards)
         seen: dict[str, ast.PolicyDef] = {}
         for policy in policies:
             if policy.name in seen:
@@ -363,8 +366,15 @@ def default_compiler() -> PolicyCompiler:
 class _AgentRun:
     """Compilation state for one agent."""
 
-    def __init__(self, agent_id: str, shadowed: frozenset[str], problems: _Problems) -> None:
+    def __init__(
+        self,
+        agent_id: str,
+        shadowed: frozenset[str],
+        problems: _Problems,
+        runtime_guards: bool = True,
+    ) -> None:
         self.agent_id = agent_id
+        self.runtime_guards = runtime_guards
         self.shadowed = shadowed
         self.problems = problems
         self.principal = f"Symbi::Agent::{cedar_string(agent_id)}"
@@ -399,6 +409,14 @@ class _AgentRun:
             return None
         if text is not None:
             return _Guard("cedar", text)
+        if not self.runtime_guards:
+            self.problems.error(
+                expr,
+                f"this guard reads values the policy engine does not see (`{format_expr(expr)}`)",
+                "decide on `request.<attribute>` or `principal.<attribute>`, or allow runtime "
+                "guards (ADR 0040)",
+            )
+            return None
         self.guards.append(
             RuntimeGuard(
                 rule_id,

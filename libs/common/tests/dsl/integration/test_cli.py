@@ -115,3 +115,12 @@ def test_check_as_a_process() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 errors" in done.stderr
+
+
+def test_check_without_runtime_guards_refuses_agent_data_guards() -> None:
+    path = REFERENCE_AGENTS / "webhook_handler.symbi"
+    result = runner.invoke(app, ["check", "--no-runtime-guards", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:27:16: error: this guard reads values the policy engine does not see" in (
+        result.output
+    )

@@ -356,3 +356,16 @@ def test_output_validates_against_the_schema() -> None:
     result = cedarpy.validate_policies(compiled.text, schema)
     assert result.validation_passed, [str(e) for e in result.errors]
     assert compiled.document == "agents/researcher"
+
+
+def test_strict_compiler_refuses_guards_the_engine_cannot_decide() -> None:
+    strict = PolicyCompiler(runtime_guards=False)
+    source = 'policy p {\n    allow: publish if body.type == "alert"\n    allow: read if request.hour > 8\n}'
+    with pytest.raises(DslValidationError) as info:
+        strict.compile(AGENT, policies(source))
+    (error,) = info.value.errors
+    assert (error.line, error.column) == (2, 23)
+    assert 'does not see (`body.type == "alert"`)' in error.message
+    assert "request.<attribute>" in error.hint
+    ok = strict.compile(AGENT, policies("policy p { allow: read if request.hour > 8 }"))
+    assert not ok.runtime_guards
