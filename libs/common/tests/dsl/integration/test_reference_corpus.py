@@ -106,6 +106,30 @@ def test_round_trip_survives_reindentation(path: Path, rnd: random.Random) -> No
     assert parsed == parse(path.read_text(encoding="utf-8"))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(AGENT_FILES + [p for p in EXAMPLE_FILES if p.suffix == ".symbi"]),
+    st.randoms(use_true_random=False),
+)
+def test_formatter_keeps_every_comment_in_order(path: Path, rnd: random.Random) -> None:
+    lines: list[str] = []
+    n = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if rnd.random() < 0.3 and "//" not in line and "#" not in line:
+            line = f"{line}  // c{n}"
+            n += 1
+        lines.append(line)
+        if rnd.random() < 0.15:
+            lines.append(f"/* b{n} */" if rnd.random() < 0.5 else f"# h{n}")
+            n += 1
+    program = parse("\n".join(lines))
+    text = format_program(program)
+    again = parse(text)
+    assert again == program
+    assert [c.text for c in again.comments] == [c.text for c in program.comments]
+    assert format_program(again) == text
+
+
 # ------------------------------------------------------------------------------ documents
 
 PROGRAMS = [b for b in BLOCKS if b.is_program and not b.planned and not b.is_synopsis]
