@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, NoReturn
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
-from lark.tree import Meta
 
 from symbi_common.dsl import ast
 from symbi_common.dsl.diagnostics import Diagnostic, DslSyntaxError
@@ -58,7 +57,8 @@ def _parser() -> Lark:
         parser="lalr",
         lexer="contextual",
         start=["program", "rule_start", "expr_start", "type_start"],
-        propagate_positions=True,
+        # Spans are computed from all tokens by _Builder: cheaper than propagate_positions.
+        keep_all_tokens=True,
         maybe_placeholders=False,
         lexer_callbacks={"LINE_COMMENT": _collect_comment, "BLOCK_COMMENT": _collect_comment},
     )
@@ -418,12 +418,31 @@ def _token_pos(token: Token) -> ast.Pos:
     )
 
 
-def _meta_pos(meta: Meta) -> ast.Pos:
-    if meta.empty:
+def _span(children: list[Any]) -> ast.Pos:
+    """The span from the first to the last child that has a position."""
+    first = last = None
+    for child in children:
+        pos = _position(child)
+        if pos is not None:
+            first = pos
+            break
+    for child in reversed(children):
+        pos = _position(child)
+        if pos is not None:
+            last = pos
+            break
+    if first is None or last is None:
         return ast.NO_POS
-    return ast.Pos(
-        meta.line, meta.column, meta.end_line, meta.end_column, meta.start_pos, meta.end_pos
-    )
+    return ast.Pos(first.line, first.column, last.end_line, last.end_column, first.start, last.end)
+
+
+def _position(child: object) -> ast.Pos | None:
+    if isinstance(child, Token):
+        return _token_pos(child) if child.start_pos is not None else None
+    pos = getattr(child, "pos", None)
+    if isinstance(pos, ast.Pos) and pos.start >= 0:
+        return pos
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,29 +462,40 @@ class _TransformFailed(Exception):
 @dataclass(frozen=True, slots=True)
 class _Params:
     params: tuple[ast.Param, ...]
+    pos: ast.Pos
 
 
 @dataclass(frozen=True, slots=True)
 class _Returns:
     type: ast.TypeRef
+    pos: ast.Pos
 
 
 @dataclass(frozen=True, slots=True)
 class _Clause:
     kind: str  # with | for | on | if | guard
     expr: ast.Expr
+    pos: ast.Pos
     target: ast.Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Args:
     items: tuple[ast.Expr | ast.NamedValue, ...]
+    pos: ast.Pos
 
 
 @dataclass(frozen=True, slots=True)
 class _IfLet:
     pattern: ast.Pattern
     value: ast.Expr
+    pos: ast.Pos
+
+
+@dataclass(frozen=True, slots=True)
+class _TypeArgs:
+    types: tuple[ast.TypeRef, ...]
+    pos: ast.Pos
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,11 +548,49 @@ def _number(text: str) -> int | float:
     return int(clean)
 
 
+# Named terminals carry content; every other token (keywords, punctuation) only positions.
+_CONTENT_TOKENS = frozenset({"IDENT", "STRING", "NUMBER", "DURATION", "VAULT"})
+# Rules whose keyword or operator token is their content.
+_TOKEN_RULES = frozenset(
+    {
+        "rule_kind",
+        "section_kind",
+        "assign_op",
+        "or_op",
+        "and_op",
+        "eq_op",
+        "cmp_op",
+        "add_op",
+        "mul_op",
+        "not_op",
+    }
+)
+
+
 class _Builder(Transformer[Token, Any]):
-    """Builds AST nodes from lark's tree, bottom-up."""
+    """Builds AST nodes from lark's tree, bottom-up.
+
+    Every rule method gets the rule's span and its children without keyword and
+    punctuation tokens (the parser keeps all tokens so that spans include them).
+    """
 
     def __init__(self) -> None:
         super().__init__(visit_tokens=False)
+
+    def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
+        children = tree.children if new_children is None else new_children
+        pos = _span(children)
+        if tree.data not in _TOKEN_RULES:
+            children = [
+                c for c in children if not isinstance(c, Token) or c.type in _CONTENT_TOKENS
+            ]
+        return getattr(self, str(tree.data))(pos, children)
+
+    def _group(self, pos: ast.Pos, children: list[Any]) -> Any:
+        # `( expr )`: the parentheses leave no trace in the tree.
+        return children[0]
+
+    primary_f = primary_n = primary_s = _group
 
     # -------------------------------------------------------------- helpers
     @staticmethod
@@ -534,39 +602,36 @@ class _Builder(Transformer[Token, Any]):
         return [str(c) for c in children if isinstance(c, Token) and c.type == "IDENT"]
 
     # -------------------------------------------------------------- entry points
-    @v_args(meta=True)
-    def program(self, meta: Meta, children: list[Any]) -> ast.Program:
-        return ast.Program(tuple(children), pos=_meta_pos(meta))
+    def program(self, pos: ast.Pos, children: list[Any]) -> ast.Program:
+        return ast.Program(tuple(children), pos=pos)
 
-    def rule_start(self, children: list[Any]) -> Any:
+    def rule_start(self, pos: ast.Pos, children: list[Any]) -> Any:
         return children[0]
 
-    def expr_start(self, children: list[Any]) -> Any:
+    def expr_start(self, pos: ast.Pos, children: list[Any]) -> Any:
         return children[0]
 
-    def type_start(self, children: list[Any]) -> Any:
+    def type_start(self, pos: ast.Pos, children: list[Any]) -> Any:
         return children[0]
 
     # -------------------------------------------------------------- operators and kinds
-    def _op(self, children: list[Any]) -> str:
+    def _op(self, pos: ast.Pos, children: list[Any]) -> str:
         return str(children[0])
 
     rule_kind = section_kind = assign_op = _op
     or_op = and_op = eq_op = cmp_op = add_op = mul_op = _op
 
-    def not_op(self, children: list[Any]) -> str:
+    def not_op(self, pos: ast.Pos, children: list[Any]) -> str:
         return "!"
 
-    def agent_kw(self, children: list[Any]) -> _Key:
+    def agent_kw(self, pos: ast.Pos, children: list[Any]) -> _Key:
         return _Key("agent", quoted=False)
 
     # -------------------------------------------------------------- settings
-    @v_args(meta=True)
-    def metadata(self, meta: Meta, children: list[Any]) -> ast.Metadata:
-        return ast.Metadata(tuple(children), pos=_meta_pos(meta))
+    def metadata(self, pos: ast.Pos, children: list[Any]) -> ast.Metadata:
+        return ast.Metadata(tuple(children), pos=pos)
 
-    @v_args(meta=True)
-    def section_def(self, meta: Meta, children: list[Any]) -> ast.SectionDef:
+    def section_def(self, pos: ast.Pos, children: list[Any]) -> ast.SectionDef:
         kind = children[0]
         rest = children[1:]
         name: str | None = None
@@ -579,25 +644,21 @@ class _Builder(Transformer[Token, Any]):
             "memory": ast.MemoryDef,
             "webhook": ast.WebhookDef,
         }[kind]
-        return cls(name, tuple(rest), pos=_meta_pos(meta))
+        return cls(name, tuple(rest), pos=pos)
 
-    @v_args(meta=True)
-    def setting(self, meta: Meta, children: list[Any]) -> ast.Setting:
-        return ast.Setting(str(children[0]), children[-1], pos=_meta_pos(meta))
+    def setting(self, pos: ast.Pos, children: list[Any]) -> ast.Setting:
+        return ast.Setting(str(children[0]), children[-1], pos=pos)
 
-    @v_args(meta=True)
-    def section_setting(self, meta: Meta, children: list[Any]) -> ast.Setting:
-        pos = _meta_pos(meta)
+    def section_setting(self, pos: ast.Pos, children: list[Any]) -> ast.Setting:
+        pos = pos
         return ast.Setting(str(children[0]), ast.Section(tuple(children[1:]), pos=pos), pos=pos)
 
-    @v_args(meta=True)
-    def policy_section(self, meta: Meta, children: list[Any]) -> ast.Setting:
-        pos = _meta_pos(meta)
+    def policy_section(self, pos: ast.Pos, children: list[Any]) -> ast.Setting:
+        pos = pos
         return ast.Setting("policy", ast.Section(tuple(children), pos=pos), pos=pos)
 
     # -------------------------------------------------------------- agents and functions
-    @v_args(meta=True)
-    def agent_def(self, meta: Meta, children: list[Any]) -> ast.AgentDef:
+    def agent_def(self, pos: ast.Pos, children: list[Any]) -> ast.AgentDef:
         name = str(children[0])
         params: tuple[ast.Param, ...] | None = None
         returns: ast.TypeRef | None = None
@@ -609,47 +670,40 @@ class _Builder(Transformer[Token, Any]):
                 returns = child.type
             else:
                 items.append(child)
-        return ast.AgentDef(name, tuple(items), params, returns, pos=_meta_pos(meta))
+        return ast.AgentDef(name, tuple(items), params, returns, pos=pos)
 
-    def params(self, children: list[Any]) -> _Params:
-        return _Params(tuple(children))
+    def params(self, pos: ast.Pos, children: list[Any]) -> _Params:
+        return _Params(tuple(children), pos)
 
-    @v_args(meta=True)
-    def param(self, meta: Meta, children: list[Any]) -> ast.Param:
-        return ast.Param(str(children[0]), children[1], pos=_meta_pos(meta))
+    def param(self, pos: ast.Pos, children: list[Any]) -> ast.Param:
+        return ast.Param(str(children[0]), children[1], pos=pos)
 
-    def returns(self, children: list[Any]) -> _Returns:
-        return _Returns(children[0])
+    def returns(self, pos: ast.Pos, children: list[Any]) -> _Returns:
+        return _Returns(children[0], pos)
 
-    @v_args(meta=True)
-    def capabilities(self, meta: Meta, children: list[Any]) -> ast.Capabilities:
+    def capabilities(self, pos: ast.Pos, children: list[Any]) -> ast.Capabilities:
         names = tuple(_decode_string(c) if c.type == "STRING" else str(c) for c in children)
         positions = tuple(_token_pos(c) for c in children)
-        return ast.Capabilities(names, positions, pos=_meta_pos(meta))
+        return ast.Capabilities(names, positions, pos=pos)
 
-    @v_args(meta=True)
-    def with_block(self, meta: Meta, children: list[Any]) -> ast.WithBlock:
-        return ast.WithBlock(tuple(children[:-1]), children[-1], pos=_meta_pos(meta))
+    def with_block(self, pos: ast.Pos, children: list[Any]) -> ast.WithBlock:
+        return ast.WithBlock(tuple(children[:-1]), children[-1], pos=pos)
 
-    @v_args(meta=True)
-    def with_attr(self, meta: Meta, children: list[Any]) -> ast.WithAttr:
+    def with_attr(self, pos: ast.Pos, children: list[Any]) -> ast.WithAttr:
         value = children[1] if len(children) > 1 else None
-        return ast.WithAttr(str(children[0]), value, pos=_meta_pos(meta))
+        return ast.WithAttr(str(children[0]), value, pos=pos)
 
-    @v_args(meta=True)
-    def function_def(self, meta: Meta, children: list[Any]) -> ast.FunctionDef:
+    def function_def(self, pos: ast.Pos, children: list[Any]) -> ast.FunctionDef:
         name = str(children[0])
         params = children[1].params
         returns = children[2].type if isinstance(children[2], _Returns) else None
-        return ast.FunctionDef(name, params, children[-1], returns, pos=_meta_pos(meta))
+        return ast.FunctionDef(name, params, children[-1], returns, pos=pos)
 
     # -------------------------------------------------------------- policies
-    @v_args(meta=True)
-    def policy_def(self, meta: Meta, children: list[Any]) -> ast.PolicyDef:
-        return ast.PolicyDef(str(children[0]), tuple(children[1:]), pos=_meta_pos(meta))
+    def policy_def(self, pos: ast.Pos, children: list[Any]) -> ast.PolicyDef:
+        return ast.PolicyDef(str(children[0]), tuple(children[1:]), pos=pos)
 
-    @v_args(meta=True)
-    def policy_rule(self, meta: Meta, children: list[Any]) -> ast.PolicyRule:
+    def policy_rule(self, pos: ast.Pos, children: list[Any]) -> ast.PolicyRule:
         kind, action = children[0], children[1]
         clauses = {c.kind: c for c in children[2:]}
         scope = clauses.get("for")
@@ -660,58 +714,51 @@ class _Builder(Transformer[Token, Any]):
             modifier=clauses["with"].expr if "with" in clauses else None,
             scope=scope.expr if scope else None,
             scope_target=scope.target if scope else None,
-            pos=_meta_pos(meta),
+            pos=pos,
         )
 
-    def with_clause(self, children: list[Any]) -> _Clause:
-        return _Clause("with", children[0])
+    def with_clause(self, pos: ast.Pos, children: list[Any]) -> _Clause:
+        return _Clause("with", children[0], pos)
 
-    def for_clause(self, children: list[Any]) -> _Clause:
+    def for_clause(self, pos: ast.Pos, children: list[Any]) -> _Clause:
         target = children[1].expr if len(children) > 1 else None
-        return _Clause("for", children[0], target)
+        return _Clause("for", children[0], pos, target)
 
-    def on_clause(self, children: list[Any]) -> _Clause:
-        return _Clause("on", children[0])
+    def on_clause(self, pos: ast.Pos, children: list[Any]) -> _Clause:
+        return _Clause("on", children[0], pos)
 
-    def if_clause(self, children: list[Any]) -> _Clause:
-        return _Clause("if", children[0])
+    def if_clause(self, pos: ast.Pos, children: list[Any]) -> _Clause:
+        return _Clause("if", children[0], pos)
 
     # -------------------------------------------------------------- types
-    @v_args(meta=True)
-    def type_def(self, meta: Meta, children: list[Any]) -> ast.TypeDef:
-        return ast.TypeDef(str(children[0]), children[1], pos=_meta_pos(meta))
+    def type_def(self, pos: ast.Pos, children: list[Any]) -> ast.TypeDef:
+        return ast.TypeDef(str(children[0]), children[1], pos=pos)
 
-    @v_args(meta=True)
-    def struct_type(self, meta: Meta, children: list[Any]) -> ast.StructType:
-        return ast.StructType(tuple(children), pos=_meta_pos(meta))
+    def struct_type(self, pos: ast.Pos, children: list[Any]) -> ast.StructType:
+        return ast.StructType(tuple(children), pos=pos)
 
-    @v_args(meta=True)
-    def type_field(self, meta: Meta, children: list[Any]) -> ast.TypeField:
-        return ast.TypeField(str(children[0]), children[1], pos=_meta_pos(meta))
+    def type_field(self, pos: ast.Pos, children: list[Any]) -> ast.TypeField:
+        return ast.TypeField(str(children[0]), children[1], pos=pos)
 
-    @v_args(meta=True)
-    def type(self, meta: Meta, children: list[Any]) -> ast.TypeRef:
-        args = tuple(children[1]) if len(children) > 1 else ()
-        return ast.TypeRef(str(children[0]), args, pos=_meta_pos(meta))
+    def type(self, pos: ast.Pos, children: list[Any]) -> ast.TypeRef:
+        args = children[1].types if len(children) > 1 else ()
+        return ast.TypeRef(str(children[0]), args, pos=pos)
 
-    def type_args(self, children: list[Any]) -> list[ast.TypeRef]:
-        return children
+    def type_args(self, pos: ast.Pos, children: list[Any]) -> _TypeArgs:
+        return _TypeArgs(tuple(children), pos)
 
     # -------------------------------------------------------------- statements
-    @v_args(meta=True)
-    def block(self, meta: Meta, children: list[Any]) -> ast.Block:
+    def block(self, pos: ast.Pos, children: list[Any]) -> ast.Block:
         tail = None
         if children and not isinstance(children[-1], _STMT_TYPES):
             tail = children.pop()
-        return ast.Block(tuple(children), tail, pos=_meta_pos(meta))
+        return ast.Block(tuple(children), tail, pos=pos)
 
-    @v_args(meta=True)
-    def let_stmt(self, meta: Meta, children: list[Any]) -> ast.Let:
+    def let_stmt(self, pos: ast.Pos, children: list[Any]) -> ast.Let:
         type_ = children[1] if len(children) == 3 else None
-        return ast.Let(str(children[0]), children[-1], type_, pos=_meta_pos(meta))
+        return ast.Let(str(children[0]), children[-1], type_, pos=pos)
 
-    @v_args(meta=True)
-    def assign_stmt(self, meta: Meta, children: list[Any]) -> ast.Assign:
+    def assign_stmt(self, pos: ast.Pos, children: list[Any]) -> ast.Assign:
         target, op, value = children
         if not isinstance(target, ast.NameLit | ast.Member | ast.Index):
             raise _TransformFailed(
@@ -721,209 +768,184 @@ class _Builder(Transformer[Token, Any]):
                     "assign to a name, a member (`a.b`) or an element (`a[i]`)",
                 )
             )
-        return ast.Assign(target, op, value, pos=_meta_pos(meta))
+        return ast.Assign(target, op, value, pos=pos)
 
-    @v_args(meta=True)
-    def return_stmt(self, meta: Meta, children: list[Any]) -> ast.Return:
-        return ast.Return(children[0] if children else None, pos=_meta_pos(meta))
+    def return_stmt(self, pos: ast.Pos, children: list[Any]) -> ast.Return:
+        return ast.Return(children[0] if children else None, pos=pos)
 
-    @v_args(meta=True)
-    def expr_stmt(self, meta: Meta, children: list[Any]) -> ast.ExprStmt:
-        return ast.ExprStmt(children[0], pos=_meta_pos(meta))
+    def expr_stmt(self, pos: ast.Pos, children: list[Any]) -> ast.ExprStmt:
+        return ast.ExprStmt(children[0], pos=pos)
 
     compound_stmt = expr_stmt
 
-    @v_args(meta=True)
-    def for_stmt(self, meta: Meta, children: list[Any]) -> ast.For:
-        return ast.For(str(children[0]), children[1], children[2], pos=_meta_pos(meta))
+    def for_stmt(self, pos: ast.Pos, children: list[Any]) -> ast.For:
+        return ast.For(str(children[0]), children[1], children[2], pos=pos)
 
-    @v_args(meta=True)
-    def try_stmt(self, meta: Meta, children: list[Any]) -> ast.Try:
-        return ast.Try(children[0], tuple(children[1:]), pos=_meta_pos(meta))
+    def try_stmt(self, pos: ast.Pos, children: list[Any]) -> ast.Try:
+        return ast.Try(children[0], tuple(children[1:]), pos=pos)
 
-    @v_args(meta=True)
-    def catch_clause(self, meta: Meta, children: list[Any]) -> ast.Catch:
+    def catch_clause(self, pos: ast.Pos, children: list[Any]) -> ast.Catch:
         names = self._idents(children)
         type_name = names[0] if len(names) == 2 else None
         name = names[-1] if names else None
-        return ast.Catch(children[-1], name, type_name, pos=_meta_pos(meta))
+        return ast.Catch(children[-1], name, type_name, pos=pos)
 
     # -------------------------------------------------------------- compound expressions
-    @v_args(meta=True)
-    def if_expr(self, meta: Meta, children: list[Any]) -> ast.If:
+    def if_expr(self, pos: ast.Pos, children: list[Any]) -> ast.If:
         cond, then = children[0], children[1]
         orelse = children[2] if len(children) > 2 else None
         if isinstance(cond, _IfLet):
-            return ast.If(cond.value, then, orelse, cond.pattern, pos=_meta_pos(meta))
-        return ast.If(cond, then, orelse, pos=_meta_pos(meta))
+            return ast.If(cond.value, then, orelse, cond.pattern, pos=pos)
+        return ast.If(cond, then, orelse, pos=pos)
 
-    def if_let(self, children: list[Any]) -> _IfLet:
-        return _IfLet(children[0], children[1])
+    def if_let(self, pos: ast.Pos, children: list[Any]) -> _IfLet:
+        return _IfLet(children[0], children[1], pos)
 
-    @v_args(meta=True)
-    def match_expr(self, meta: Meta, children: list[Any]) -> ast.Match:
-        return ast.Match(children[0], tuple(children[1:]), pos=_meta_pos(meta))
+    def match_expr(self, pos: ast.Pos, children: list[Any]) -> ast.Match:
+        return ast.Match(children[0], tuple(children[1:]), pos=pos)
 
-    @v_args(meta=True)
-    def arm_block(self, meta: Meta, children: list[Any]) -> ast.MatchArm:
+    def arm_block(self, pos: ast.Pos, children: list[Any]) -> ast.MatchArm:
         patterns = tuple(c for c in children[:-1] if not isinstance(c, _Clause))
         guards = [c.expr for c in children[:-1] if isinstance(c, _Clause)]
         guard = guards[0] if guards else None
-        return ast.MatchArm(patterns, children[-1], guard, pos=_meta_pos(meta))
+        return ast.MatchArm(patterns, children[-1], guard, pos=pos)
 
     arm_expr = arm_block
 
-    def arm_guard(self, children: list[Any]) -> _Clause:
-        return _Clause("guard", children[0])
+    def arm_guard(self, pos: ast.Pos, children: list[Any]) -> _Clause:
+        return _Clause("guard", children[0], pos)
 
-    @v_args(meta=True)
-    def name_pattern(self, meta: Meta, children: list[Any]) -> ast.Pattern:
+    def name_pattern(self, pos: ast.Pos, children: list[Any]) -> ast.Pattern:
         parts = tuple(self._idents(children))
         if parts == ("_",):
-            return ast.WildcardPattern(pos=_meta_pos(meta))
-        return ast.NamePattern(parts, pos=_meta_pos(meta))
+            return ast.WildcardPattern(pos=pos)
+        return ast.NamePattern(parts, pos=pos)
 
-    @v_args(meta=True)
-    def ctor_pattern(self, meta: Meta, children: list[Any]) -> ast.CtorPattern:
+    def ctor_pattern(self, pos: ast.Pos, children: list[Any]) -> ast.CtorPattern:
         parts = tuple(self._idents(children))
         args = tuple(self._nodes(children))
-        return ast.CtorPattern(parts, args, pos=_meta_pos(meta))
+        return ast.CtorPattern(parts, args, pos=pos)
 
-    @v_args(meta=True)
-    def literal_pattern(self, meta: Meta, children: list[Any]) -> ast.LiteralPattern:
+    def literal_pattern(self, pos: ast.Pos, children: list[Any]) -> ast.LiteralPattern:
         token = children[0]
         value: ast.StringLit | ast.NumberLit | ast.DurationLit
         if token.type == "STRING":
-            value = self.string([token])
+            value = self.string(pos, [token])
         elif token.type == "NUMBER":
-            value = self.number([token])
+            value = self.number(pos, [token])
         else:
-            value = self.duration([token])
-        return ast.LiteralPattern(value, pos=_meta_pos(meta))
+            value = self.duration(pos, [token])
+        return ast.LiteralPattern(value, pos=pos)
 
-    @v_args(meta=True)
-    def true_pattern(self, meta: Meta, children: list[Any]) -> ast.LiteralPattern:
-        pos = _meta_pos(meta)
+    def true_pattern(self, pos: ast.Pos, children: list[Any]) -> ast.LiteralPattern:
+        pos = pos
         return ast.LiteralPattern(ast.BoolLit(True, pos=pos), pos=pos)
 
-    @v_args(meta=True)
-    def false_pattern(self, meta: Meta, children: list[Any]) -> ast.LiteralPattern:
-        pos = _meta_pos(meta)
+    def false_pattern(self, pos: ast.Pos, children: list[Any]) -> ast.LiteralPattern:
+        pos = pos
         return ast.LiteralPattern(ast.BoolLit(False, pos=pos), pos=pos)
 
-    @v_args(meta=True)
-    def negative_pattern(self, meta: Meta, children: list[Any]) -> ast.LiteralPattern:
-        pos = _meta_pos(meta)
-        number = self.number([children[-1]])
+    def negative_pattern(self, pos: ast.Pos, children: list[Any]) -> ast.LiteralPattern:
+        pos = pos
+        number = self.number(pos, [children[-1]])
         return ast.LiteralPattern(ast.Unary("-", number, pos=pos), pos=pos)
 
     # -------------------------------------------------------------- shared pieces
-    def args(self, children: list[Any]) -> _Args:
-        return _Args(tuple(children))
+    def args(self, pos: ast.Pos, children: list[Any]) -> _Args:
+        return _Args(tuple(children), pos)
 
-    @v_args(meta=True)
-    def named_value(self, meta: Meta, children: list[Any]) -> ast.NamedValue:
-        return ast.NamedValue(str(children[0]), children[1], pos=_meta_pos(meta))
+    def named_value(self, pos: ast.Pos, children: list[Any]) -> ast.NamedValue:
+        return ast.NamedValue(str(children[0]), children[1], pos=pos)
 
     array_named = named_value
 
-    @v_args(meta=True)
-    def array(self, meta: Meta, children: list[Any]) -> ast.ArrayLit:
-        return ast.ArrayLit(tuple(children), pos=_meta_pos(meta))
+    def array(self, pos: ast.Pos, children: list[Any]) -> ast.ArrayLit:
+        return ast.ArrayLit(tuple(children), pos=pos)
 
-    @v_args(meta=True)
-    def record(self, meta: Meta, children: list[Any]) -> ast.RecordLit:
-        return ast.RecordLit(tuple(children), pos=_meta_pos(meta))
+    def record(self, pos: ast.Pos, children: list[Any]) -> ast.RecordLit:
+        return ast.RecordLit(tuple(children), pos=pos)
 
-    @v_args(meta=True)
-    def set_lit(self, meta: Meta, children: list[Any]) -> ast.SetLit:
-        return ast.SetLit(tuple(children), pos=_meta_pos(meta))
+    def set_lit(self, pos: ast.Pos, children: list[Any]) -> ast.SetLit:
+        return ast.SetLit(tuple(children), pos=pos)
 
-    @v_args(meta=True)
-    def struct_lit(self, meta: Meta, children: list[Any]) -> ast.StructLit:
-        return ast.StructLit(str(children[0]), tuple(children[1:]), pos=_meta_pos(meta))
+    def struct_lit(self, pos: ast.Pos, children: list[Any]) -> ast.StructLit:
+        return ast.StructLit(str(children[0]), tuple(children[1:]), pos=pos)
 
-    @v_args(meta=True)
-    def field(self, meta: Meta, children: list[Any]) -> ast.Field:
+    def field(self, pos: ast.Pos, children: list[Any]) -> ast.Field:
         key = children[0]
         if isinstance(key, Token):
             quoted = key.type == "STRING"
             key = _Key(_decode_string(key) if quoted else str(key), quoted)
-        return ast.Field(key.text, children[1], key.quoted, pos=_meta_pos(meta))
+        return ast.Field(key.text, children[1], key.quoted, pos=pos)
 
     # -------------------------------------------------------------- operators
-    @v_args(meta=True)
-    def binary(self, meta: Meta, children: list[Any]) -> ast.Binary:
+    def binary(self, pos: ast.Pos, children: list[Any]) -> ast.Binary:
         left, op, right = children
-        return ast.Binary(op, left, right, pos=_meta_pos(meta))
+        return ast.Binary(op, left, right, pos=pos)
 
-    @v_args(meta=True)
-    def unary(self, meta: Meta, children: list[Any]) -> ast.Unary:
-        return ast.Unary(children[0], children[1], pos=_meta_pos(meta))
+    def unary(self, pos: ast.Pos, children: list[Any]) -> ast.Unary:
+        return ast.Unary(children[0], children[1], pos=pos)
 
-    @v_args(meta=True)
-    def _lambda(self, meta: Meta, children: list[Any]) -> ast.Lambda:
-        return ast.Lambda(str(children[0]), children[1], pos=_meta_pos(meta))
+    def _lambda(self, pos: ast.Pos, children: list[Any]) -> ast.Lambda:
+        return ast.Lambda(str(children[0]), children[1], pos=pos)
 
     lambda_f = lambda_n = lambda_s = _lambda
 
-    @v_args(meta=True)
-    def member(self, meta: Meta, children: list[Any]) -> ast.Expr:
+    def member(self, pos: ast.Pos, children: list[Any]) -> ast.Expr:
         obj, name = children[0], str(children[1])
-        pos = _meta_pos(meta)
+        pos = pos
         if isinstance(obj, ast.NumberLit) and name in UNIT_WORDS:
             return ast.DurationLit(obj.value, UNIT_WORDS[name], pos=pos)
         return ast.Member(obj, name, pos=pos)
 
-    @v_args(meta=True)
-    def index(self, meta: Meta, children: list[Any]) -> ast.Index:
-        return ast.Index(children[0], children[1], pos=_meta_pos(meta))
+    def index(self, pos: ast.Pos, children: list[Any]) -> ast.Index:
+        return ast.Index(children[0], children[1], pos=pos)
 
-    @v_args(meta=True)
-    def call(self, meta: Meta, children: list[Any]) -> ast.Call:
-        return ast.Call(children[0], children[1].items, pos=_meta_pos(meta))
+    def call(self, pos: ast.Pos, children: list[Any]) -> ast.Call:
+        return ast.Call(children[0], children[1].items, pos=pos)
 
     # -------------------------------------------------------------- atoms
-    def string(self, children: list[Any]) -> ast.StringLit:
+    def string(self, pos: ast.Pos, children: list[Any]) -> ast.StringLit:
         return ast.StringLit(_decode_string(children[0]), pos=_token_pos(children[0]))
 
-    def number(self, children: list[Any]) -> ast.NumberLit:
+    def number(self, pos: ast.Pos, children: list[Any]) -> ast.NumberLit:
         token = children[0]
         return ast.NumberLit(_number(str(token)), str(token), pos=_token_pos(token))
 
-    def duration(self, children: list[Any]) -> ast.DurationLit:
+    def duration(self, pos: ast.Pos, children: list[Any]) -> ast.DurationLit:
         token = children[0]
         match = _DURATION.fullmatch(str(token))
         assert match is not None  # the terminal's pattern guarantees the shape
         return ast.DurationLit(_number(match.group(1)), match.group(2), pos=_token_pos(token))
 
-    @v_args(meta=True)
-    def true(self, meta: Meta, children: list[Any]) -> ast.BoolLit:
-        return ast.BoolLit(True, pos=_meta_pos(meta))
+    def true(self, pos: ast.Pos, children: list[Any]) -> ast.BoolLit:
+        return ast.BoolLit(True, pos=pos)
 
-    @v_args(meta=True)
-    def false(self, meta: Meta, children: list[Any]) -> ast.BoolLit:
-        return ast.BoolLit(False, pos=_meta_pos(meta))
+    def false(self, pos: ast.Pos, children: list[Any]) -> ast.BoolLit:
+        return ast.BoolLit(False, pos=pos)
 
-    def name(self, children: list[Any]) -> ast.NameLit:
+    def name(self, pos: ast.Pos, children: list[Any]) -> ast.NameLit:
         return ast.NameLit(str(children[0]), pos=_token_pos(children[0]))
 
-    @v_args(meta=True)
-    def path(self, meta: Meta, children: list[Any]) -> ast.Path:
-        return ast.Path(tuple(str(c) for c in children), pos=_meta_pos(meta))
+    def path(self, pos: ast.Pos, children: list[Any]) -> ast.Path:
+        return ast.Path(tuple(str(c) for c in children), pos=pos)
 
-    def vault(self, children: list[Any]) -> ast.VaultRef:
+    def vault(self, pos: ast.Pos, children: list[Any]) -> ast.VaultRef:
         token = children[0]
         return ast.VaultRef(str(token)[len("vault://") :], pos=_token_pos(token))
 
-    @v_args(meta=True)
-    def agent_ref(self, meta: Meta, children: list[Any]) -> ast.AgentRef:
-        return ast.AgentRef(str(children[-1]), pos=_meta_pos(meta))
+    def agent_ref(self, pos: ast.Pos, children: list[Any]) -> ast.AgentRef:
+        return ast.AgentRef(str(children[-1]), pos=pos)
 
 
 def _build(tree: Tree[Token], text: str, file: str) -> Any:
     try:
         node = _Builder().transform(tree)
+    except _TransformFailed as failed:
+        p = failed.problem
+        raise DslSyntaxError(
+            [Diagnostic(file, p.pos.line, p.pos.column, p.message, p.hint)]
+        ) from None
     except VisitError as exc:
         _reraise(exc, file)
     except RecursionError:

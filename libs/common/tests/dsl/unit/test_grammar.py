@@ -481,8 +481,10 @@ def test_deep_nesting_is_an_error_not_a_crash(code: str) -> None:
         parse("agent a { with { x = " + code + "; } }")
 
 
-def test_deep_parentheses_are_fine() -> None:
-    assert parse_expression("(" * 500 + "1" + ")" * 500) == num(1)
+def test_parentheses_nest_but_not_without_bound() -> None:
+    assert parse_expression("(" * 150 + "1" + ")" * 150) == num(1)
+    with pytest.raises(DslSyntaxError, match="nested too deeply"):
+        parse_expression("(" * 3000 + "1" + ")" * 3000)
 
 
 @settings(max_examples=300, deadline=None)
