@@ -100,7 +100,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Pos:
-    """A source span: 1-based line and column of the first and last character, and offsets."""
+    """A source span: 1-based line and column where it starts and just past where it ends,
+    and the matching character offsets (``end`` exclusive)."""
 
     line: int
     column: int
