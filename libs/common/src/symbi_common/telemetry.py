@@ -33,6 +33,7 @@ __all__ = [
     "MetricsServer",
     "configure_logging",
     "configure_tracing",
+    "current_trace",
     "extract_trace",
     "inject_trace",
     "shutdown_tracing",
@@ -143,6 +144,13 @@ def inject_trace(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
     """Write the current trace context into message headers (W3C traceparent)."""
     propagate.inject(headers)
     return headers
+
+
+def current_trace() -> dict[str, str]:
+    """The current trace context as headers, or ``{}`` quickly when there is no span."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    return dict(inject_trace({}))
 
 
 def extract_trace(headers: Mapping[str, str] | None) -> otel_context.Context:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -63,7 +64,7 @@ from symbi_common.errors import (
     error_for_code,
 )
 from symbi_common.jetstream.spec import Subjects
-from symbi_common.telemetry import inject_trace
+from symbi_common.telemetry import current_trace
 
 __all__ = ["ConsumerSpec", "Handler", "Received", "SecureBus"]
 
@@ -214,6 +215,11 @@ class SecureBus:
         self.rejects = RejectReporter(
             keys.principal_id, self._audit_reject, audit_rate=self.config.reject_audit_rate
         )
+        # Envelope verification runs here (see consume); shared by every consumer of this bus.
+        self._verify_workers = max(1, self.config.verify_threads)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._verify_workers, thread_name_prefix="symbi-verify"
+        )
 
     @property
     def principal_id(self) -> str:
@@ -265,7 +271,7 @@ class SecureBus:
             content_type=ctype,
             ttl_ms=int((ttl_s or default_ttl) * 1000),
             msg_id=msg_id,
-            trace=inject_trace({}),
+            trace=current_trace(),
             reply_to=reply_to,
             correlation_id=correlation_id,
         )
@@ -295,7 +301,6 @@ class SecureBus:
         msg_id: str | None = None,
     ) -> str:
         """A durable direct message; returns its id once JetStream stored it."""
-        await self._recipient_known(recipient)
         env = self.seal(
             message,
             subject=subject or Subjects.direct(recipient),
@@ -505,30 +510,89 @@ class SecureBus:
             )
         return self._received(opened, subject, delivered)
 
-    async def _open_retrying_unknown(
-        self, msg: Msg, state: _ConsumerState, delivered: int
-    ) -> Received:
+    def _open_batch(self, messages: list[Msg]) -> list[OpenedEnvelope | EnvelopeRejected]:
+        """Open envelopes (pure crypto, thread-safe): run on the verification threads."""
+        results: list[OpenedEnvelope | EnvelopeRejected] = []
+        for msg in messages:
+            try:
+                results.append(self.opener.open(msg.data, subject=msg.subject))
+            except EnvelopeRejected as rejected:
+                results.append(rejected)
+        return results
+
+    async def _open_all(self, messages: list[Msg]) -> list[OpenedEnvelope | EnvelopeRejected]:
+        """Open a fetched batch on the verification threads, in parallel chunks.
+
+        Ed25519 verification (libsodium) releases the GIL, so the chunks verify on several
+        cores while the event loop keeps fetching and acknowledging.
+        """
+        loop = asyncio.get_running_loop()
+        workers = self._verify_workers
+        if workers <= 1 or len(messages) < 8:
+            return await loop.run_in_executor(self._executor, self._open_batch, messages)
+        size = -(-len(messages) // workers)
+        chunks = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._executor, self._open_batch, messages[i : i + size])
+                for i in range(0, len(messages), size)
+            )
+        )
+        return [result for chunk in chunks for result in chunk]
+
+    async def _retry_unknown_sender(
+        self, msg: Msg, rejected: EnvelopeRejected
+    ) -> OpenedEnvelope | EnvelopeRejected:
+        # The sender's certificate may be newer than our copy of the keyring: look it up once.
+        if (
+            rejected.reject_reason != RejectReason.REJECT_REASON_UNKNOWN_SENDER
+            or self.directory is None
+        ):
+            return rejected
         try:
-            return self._accept(msg.data, msg.subject, state, delivered)
-        except EnvelopeRejected as rejected:
-            # The sender's certificate may be newer than our copy of the keyring: look it up once.
-            if (
-                rejected.reject_reason != RejectReason.REJECT_REASON_UNKNOWN_SENDER
-                or self.directory is None
-            ):
-                raise
             env = self.opener.parse(msg.data)
             if not await self.directory.fetch_certificate(env.sender, env.sender_key_id):
-                raise
-            return self._accept(msg.data, msg.subject, state, delivered)
+                return rejected
+            return self.opener.open(msg.data, subject=msg.subject)
+        except EnvelopeRejected as again:
+            return again
+
+    def _admit(
+        self, opened: OpenedEnvelope, subject: str, state: _ConsumerState, delivered: int
+    ) -> Received:
+        """Replay and rate checks (consumer state: event-loop thread only)."""
+        env = opened.envelope
+        if env.id in state.seen:
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_REPLAY,
+                "message id already processed",
+                sender=env.sender,
+                msg_id=env.id,
+            )
+        if not state.rate.allow(env.sender):
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_RATE_LIMITED,
+                f"sender exceeds {self.config.rate_per_sender:.0f} messages/s",
+                sender=env.sender,
+                msg_id=env.id,
+            )
+        return self._received(opened, subject, delivered)
 
     async def _handle(
-        self, msg: Msg, handler: Handler, state: _ConsumerState, spec: ConsumerSpec
+        self,
+        msg: Msg,
+        outcome: OpenedEnvelope | EnvelopeRejected,
+        handler: Handler,
+        state: _ConsumerState,
+        spec: ConsumerSpec,
     ) -> None:
         started = time.perf_counter()
         delivered = msg.metadata.num_delivered if msg.metadata else 1
+        if isinstance(outcome, EnvelopeRejected):
+            outcome = await self._retry_unknown_sender(msg, outcome)
         try:
-            received = await self._open_retrying_unknown(msg, state, delivered)
+            if isinstance(outcome, EnvelopeRejected):
+                raise outcome
+            received = self._admit(outcome, msg.subject, state, delivered)
         except EnvelopeRejected as rejected:
             if (
                 rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
@@ -629,7 +693,12 @@ class SecureBus:
     async def consume(
         self, spec: ConsumerSpec, handler: Handler, *, batch: int | None = None
     ) -> None:
-        """Pull, verify and handle messages of ``spec`` until cancelled."""
+        """Pull, verify and handle messages of ``spec`` until cancelled.
+
+        Three overlapping stages, each bounded: fetch (the next batch is already on its way)
+        → open (signature, freshness, decryption, on the verification threads) → handle and
+        acknowledge, in order, on the event loop.
+        """
         await self.ensure_consumer(spec)
         sub = await self.js.pull_subscribe_bind(spec.durable, spec.stream)
         state = _ConsumerState(
@@ -637,14 +706,32 @@ class SecureBus:
             SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
         )
         size = batch or self.config.fetch_batch
-        try:
+        fetched: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=2)
+        opened: asyncio.Queue[tuple[list[Msg], list[OpenedEnvelope | EnvelopeRejected]]] = (
+            asyncio.Queue(maxsize=2)
+        )
+
+        async def fetch() -> None:
             while True:
                 try:
                     messages = await sub.fetch(size, timeout=1.0)
                 except (NatsTimeoutError, TimeoutError):
                     continue
-                for msg in messages:
-                    await self._handle(msg, handler, state, spec)
+                await fetched.put(messages)
+
+        async def open_() -> None:
+            while True:
+                messages = await fetched.get()
+                await opened.put((messages, await self._open_all(messages)))
+
+        try:
+            async with asyncio.TaskGroup() as stages:
+                stages.create_task(fetch(), name=f"fetch-{spec.label}")
+                stages.create_task(open_(), name=f"open-{spec.label}")
+                while True:
+                    messages, outcomes = await opened.get()
+                    for msg, outcome in zip(messages, outcomes, strict=True):
+                        await self._handle(msg, outcome, handler, state, spec)
         finally:
             with contextlib.suppress(Exception):  # the connection may already be draining
                 await sub.unsubscribe()

@@ -18,6 +18,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from nacl.exceptions import BadSignatureError
@@ -88,7 +89,7 @@ class PrincipalKeys:
     def x25519_public(self) -> bytes:
         return bytes(self.agreement_key.public_key)
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return fingerprint(self.ed25519_public)
 
@@ -163,7 +164,7 @@ class Certificate:
     def role(self) -> str:
         return self.proto.role
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return fingerprint(self.proto.ed25519_public_key)
 
@@ -171,7 +172,7 @@ class Certificate:
     def issuer_key_id(self) -> str:
         return self.proto.issuer_key_id
 
-    @property
+    @cached_property
     def verify_key(self) -> VerifyKey:
         return VerifyKey(self.proto.ed25519_public_key)
 

@@ -52,6 +52,10 @@ class Keyring:
         # Key ids whose certificate signature verified against its issuer: a signature never
         # stops verifying, so this is checked once; windows and revocations are checked always.
         self._signature_ok: set[str] = set()
+        # Lookups on the hot path, valid while nothing changes (``version``) within the same
+        # second (validity windows are re-checked when the second turns).
+        self._lookup_cache: dict[tuple[str, str], tuple[int, int, Certificate]] = {}
+        self._current_cache: dict[str, tuple[int, int, Certificate | None]] = {}
         self.version = 0
 
     # ---- feeding
@@ -136,6 +140,16 @@ class Keyring:
     def lookup(self, principal_id: str, key_id: str, *, at_ms: int | None = None) -> Certificate:
         """The certificate that may speak for ``principal_id`` now, or EnvelopeRejected."""
         when = self.clock() if at_ms is None else at_ms
+        cached = self._lookup_cache.get((principal_id, key_id))
+        if cached is not None and cached[0] == self.version and cached[1] == when // 1000:
+            return cached[2]
+        cert = self._lookup_uncached(principal_id, key_id, when)
+        if len(self._lookup_cache) > 10_000:
+            self._lookup_cache.clear()
+        self._lookup_cache[(principal_id, key_id)] = (self.version, when // 1000, cert)
+        return cert
+
+    def _lookup_uncached(self, principal_id: str, key_id: str, when: int) -> Certificate:
         with self._lock:
             cert = self._by_key.get(key_id)
         if cert is None or cert.principal_id != principal_id:
@@ -168,6 +182,16 @@ class Keyring:
     def current(self, principal_id: str) -> Certificate | None:
         """The newest usable certificate of a principal (what senders encrypt to)."""
         when = self.clock()
+        cached = self._current_cache.get(principal_id)
+        if cached is not None and cached[0] == self.version and cached[1] == when // 1000:
+            return cached[2]
+        found = self._current_uncached(principal_id, when)
+        if len(self._current_cache) > 10_000:
+            self._current_cache.clear()
+        self._current_cache[principal_id] = (self.version, when // 1000, found)
+        return found
+
+    def _current_uncached(self, principal_id: str, when: int) -> Certificate | None:
         with self._lock:
             candidates = [c for c in self._by_key.values() if c.principal_id == principal_id]
         usable = [
