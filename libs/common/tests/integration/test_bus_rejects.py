@@ -13,6 +13,8 @@ from nats.aio.client import Client
 from prometheus_client import REGISTRY
 
 from symbi.bus.v1 import events_pb2
+from symbi_common.auditing import AuditEvent, from_proto
+from symbi_common.auditing.event import verify_event_signature
 from symbi_common.bus import BusEndpoint, ClusterAuthority, ConsumerSpec, Received
 from symbi_common.config import NatsSection
 from symbi_common.crypto import EnvelopeSealer, GroupKeyring, Keyring, PrincipalKeys
@@ -57,13 +59,16 @@ def rejected(reason: str) -> float:
 async def test_forged_garbage_and_replayed_envelopes_are_refused_and_audited(pair: Pair) -> None:
     bus = pair.receiver.bus
     handled: list[str] = []
-    audits: list[events_pb2.AuditEvent] = []
+    audits: list[AuditEvent] = []
 
     async def handle(message: Received) -> None:
         handled.append(message.payload.decode())
 
     async def audit_reader(message: Received) -> None:
-        audits.append(message.parse(events_pb2.AuditEvent))
+        event = from_proto(message.parse(events_pb2.AuditEvent))
+        # Every audit event is signed by its publisher (here: the receiver that refused).
+        assert verify_event_signature(event, bus.keys.ed25519_public)
+        audits.append(event)
 
     consumers = [
         asyncio.create_task(bus.consume(ConsumerSpec.direct("svc-receiver"), handle)),

@@ -14,13 +14,11 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import Counter
 
-from symbi.bus.v1 import events_pb2
 from symbi_common.bus.limits import TokenBucket
-from symbi_common.crypto.envelope import new_message_id
-from symbi_common.crypto.identity import now_ms
 from symbi_common.crypto.rejects import EnvelopeRejected
 
 __all__ = ["REJECTED", "AuditEmitter", "RejectReporter"]
@@ -33,7 +31,8 @@ REJECTED = Counter(
     ["reason"],
 )
 
-AuditEmitter = Callable[[events_pb2.AuditEvent], Awaitable[None]]
+#: ``emit(event_type, details)``: signs and publishes an audit event (see AuditRecorder).
+AuditEmitter = Callable[[str, dict[str, Any]], Awaitable[object]]
 
 
 class RejectReporter:
@@ -85,25 +84,17 @@ class RejectReporter:
         allowed, suppressed = self._admit((label, rejected.sender))
         if not allowed:
             return
-        event = events_pb2.AuditEvent(
-            event_id=new_message_id(),
-            timestamp_ms=now_ms(),
-            actor=self.principal_id,
-            event_type="bus.reject",
-            decision="deny",
-        )
-        event.details.update(
-            {
-                "reason": label,
-                "message": rejected.message,
-                "claimed_sender": rejected.sender,
-                "msg_id": rejected.msg_id,
-                "subject": subject,
-                "consumer": consumer,
-                "suppressed": suppressed,
-            }
-        )
+        details: dict[str, Any] = {
+            "decision": "deny",
+            "reason": label,
+            "message": rejected.message,
+            "claimed_sender": rejected.sender,
+            "msg_id": rejected.msg_id,
+            "subject": subject,
+            "consumer": consumer,
+            "suppressed": suppressed,
+        }
         try:
-            await self.audit(event)
+            await self.audit("bus.reject", details)
         except Exception:  # auditing must not break consumption; the counter has it
             log.exception("could not publish the audit event of a refused envelope")

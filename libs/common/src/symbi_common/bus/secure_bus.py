@@ -26,10 +26,11 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
@@ -41,6 +42,7 @@ from prometheus_client import Counter, Histogram
 
 from symbi.bus.v1 import envelope_pb2, events_pb2
 from symbi.common.v1 import common_pb2
+from symbi_common.auditing import AuditRecorder
 from symbi_common.bus.directory import KeyDirectory
 from symbi_common.bus.limits import SeenSet, SenderRateLimiter
 from symbi_common.bus.rejects import RejectReporter
@@ -212,6 +214,7 @@ class SecureBus:
         )
         self.sealer = EnvelopeSealer(keys, keyring, groups)
         self.opener = EnvelopeOpener(keys, keyring, groups, limits=limits)
+        self.recorder = AuditRecorder(keys, self.audit)
         self.rejects = RejectReporter(
             keys.principal_id, self._audit_reject, audit_rate=self.config.reject_audit_rate
         )
@@ -334,7 +337,11 @@ class SecureBus:
         return await self._js_publish(env, "topic")
 
     async def audit(self, event: events_pb2.AuditEvent) -> str:
-        """Publish an audit event (the audit service consumes ``symbi.audit.>``)."""
+        """Publish a (signed) audit event; the audit service consumes ``symbi.audit.>``.
+
+        Build events with :attr:`recorder` (``await bus.recorder.record("x.y", details=…)``),
+        which signs them as this principal.
+        """
         event_type = event.event_type or "event"
         token = "".join(
             c if c.isalnum() or c in "-_" else "_" for c in event_type.replace(".", "_")
@@ -346,10 +353,10 @@ class SecureBus:
             msg_id=event.event_id or None,
         )
 
-    async def _audit_reject(self, event: events_pb2.AuditEvent) -> None:
+    async def _audit_reject(self, event_type: str, details: dict[str, Any]) -> None:
         if self.groups.latest(self.audit_topic) is None:
             return  # not a member of the audit topic (an agent): the counter still has it
-        await self.audit(event)
+        await self.recorder.record(event_type, details=details)
 
     # ------------------------------------------------------------------ request / reply
     async def request(
@@ -650,25 +657,19 @@ class SecureBus:
     async def _audit_refusal(self, received: Received, spec: ConsumerSpec, exc: SymbiError) -> None:
         if self.groups.latest(self.audit_topic) is None:
             return
-        event = events_pb2.AuditEvent(
-            event_id=f"refused-{received.msg_id}",
-            timestamp_ms=int(time.time() * 1000),
-            actor=self.principal_id,
-            event_type="bus.refused",
-            decision="deny",
-        )
-        event.details.update(
-            {
-                "consumer": spec.label,
-                "sender": received.sender,
-                "msg_id": received.msg_id,
-                "subject": received.subject,
-                "reason": exc.reason,
-                "message": exc.message,
-            }
-        )
+        details: dict[str, Any] = {
+            "decision": "deny",
+            "consumer": spec.label,
+            "sender": received.sender,
+            "msg_id": received.msg_id,
+            "subject": received.subject,
+            "reason": exc.reason,
+            "message": exc.message,
+        }
         try:
-            await self.audit(event)
+            # One event per refused message, whichever replica refuses it.
+            event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"symbi:refused:{received.msg_id}")
+            await self.recorder.record("bus.refused", details=details, event_id=event_id)
         except Exception:
             log.exception("could not audit a refused message")
 

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from symbi.common.v1 import common_pb2 as symbi_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19symbi/bus/v1/events.proto\x12\x0csymbi.bus.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1csymbi/common/v1/common.proto\"\xd0\x01\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12(\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12\x17\n\x0f\x63ompliance_tags\x18\x08 \x03(\t\x12\x10\n\x08\x64\x65\x63ision\x18\t \x01(\t\"\x87\x03\n\rNodeHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\x17\n\x0fmemory_total_mb\x18\x03 \x01(\x04\x12\x16\n\x0ememory_free_mb\x18\x04 \x01(\x04\x12\x1c\n\x14\x63pu_total_millicores\x18\x05 \x01(\r\x12\x1b\n\x13\x63pu_free_millicores\x18\x06 \x01(\r\x12\x15\n\rrunning_tasks\x18\x07 \x01(\r\x12+\n\x05tiers\x18\x08 \x03(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12\x37\n\x06labels\x18\t \x03(\x0b\x32\'.symbi.bus.v1.NodeHeartbeat.LabelsEntry\x12\x18\n\x10running_task_ids\x18\n \x03(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x0b \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x03\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12+\n\x08priority\x18\x04 \x01(\x0e\x32\x19.symbi.common.v1.Priority\x12*\n\x04tier\x18\x05 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12/\n\x06limits\x18\x06 \x01(\x0b\x32\x1f.symbi.common.v1.ResourceLimits\x12\r\n\x05image\x18\x07 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x08 \x03(\t\x12\x32\n\x03\x65nv\x18\t \x03(\x0b\x32%.symbi.bus.v1.TaskAssignment.EnvEntry\x12\x0c\n\x04\x63ode\x18\n \x01(\x0c\x12\x0f\n\x07network\x18\x0b \x01(\x08\x12\x18\n\x10\x64ispatched_at_ms\x18\x0c \x01(\x03\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x08TaskStop\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08grace_ms\x18\x03 \x01(\r\"\xf5\x02\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.symbi.bus.v1.TaskStatus.State\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x08 \x01(\x03\"\xb9\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_STARTED\x10\x01\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\x12\x14\n\x10STATE_OOM_KILLED\x10\x04\x12\x13\n\x0fSTATE_TIMED_OUT\x10\x05\x12\x11\n\rSTATE_STOPPED\x10\x06\x12\x11\n\rSTATE_REFUSED\x10\x07\x12\x0e\n\nSTATE_LOST\x10\x08\"\x90\x01\n\x0f\x41gentTransition\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nfrom_state\x18\x02 \x01(\t\x12\x10\n\x08to_state\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\x06 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\"`\n\x13\x43heckpointPublished\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bsigned_note\x18\x04 \x01(\t\"D\n\rPolicyChanged\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x13\n\x0b\x63hanged_ids\x18\x02 \x03(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19symbi/bus/v1/events.proto\x12\x0csymbi.bus.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1csymbi/common/v1/common.proto\"\xe1\x01\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_us\x18\x02 \x01(\x03\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x12\n\nevent_type\x18\x05 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x06 \x01(\t\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12\x17\n\x0f\x63ompliance_tags\x18\x08 \x03(\t\x12\x18\n\x10publisher_key_id\x18\t \x01(\t\x12\x1b\n\x13publisher_signature\x18\n \x01(\x0c\"\x87\x03\n\rNodeHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\x17\n\x0fmemory_total_mb\x18\x03 \x01(\x04\x12\x16\n\x0ememory_free_mb\x18\x04 \x01(\x04\x12\x1c\n\x14\x63pu_total_millicores\x18\x05 \x01(\r\x12\x1b\n\x13\x63pu_free_millicores\x18\x06 \x01(\r\x12\x15\n\rrunning_tasks\x18\x07 \x01(\r\x12+\n\x05tiers\x18\x08 \x03(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12\x37\n\x06labels\x18\t \x03(\x0b\x32\'.symbi.bus.v1.NodeHeartbeat.LabelsEntry\x12\x18\n\x10running_task_ids\x18\n \x03(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x0b \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x03\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12+\n\x08priority\x18\x04 \x01(\x0e\x32\x19.symbi.common.v1.Priority\x12*\n\x04tier\x18\x05 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12/\n\x06limits\x18\x06 \x01(\x0b\x32\x1f.symbi.common.v1.ResourceLimits\x12\r\n\x05image\x18\x07 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x08 \x03(\t\x12\x32\n\x03\x65nv\x18\t \x03(\x0b\x32%.symbi.bus.v1.TaskAssignment.EnvEntry\x12\x0c\n\x04\x63ode\x18\n \x01(\x0c\x12\x0f\n\x07network\x18\x0b \x01(\x08\x12\x18\n\x10\x64ispatched_at_ms\x18\x0c \x01(\x03\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x08TaskStop\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08grace_ms\x18\x03 \x01(\r\"\xf5\x02\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.symbi.bus.v1.TaskStatus.State\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x08 \x01(\x03\"\xb9\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_STARTED\x10\x01\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\x12\x14\n\x10STATE_OOM_KILLED\x10\x04\x12\x13\n\x0fSTATE_TIMED_OUT\x10\x05\x12\x11\n\rSTATE_STOPPED\x10\x06\x12\x11\n\rSTATE_REFUSED\x10\x07\x12\x0e\n\nSTATE_LOST\x10\x08\"\x90\x01\n\x0f\x41gentTransition\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nfrom_state\x18\x02 \x01(\t\x12\x10\n\x08to_state\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\x06 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\"`\n\x13\x43heckpointPublished\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bsigned_note\x18\x04 \x01(\t\"D\n\rPolicyChanged\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x13\n\x0b\x63hanged_ids\x18\x02 \x03(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,25 +38,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKASSIGNMENT_ENVENTRY']._loaded_options = None
   _globals['_TASKASSIGNMENT_ENVENTRY']._serialized_options = b'8\001'
   _globals['_AUDITEVENT']._serialized_start=104
-  _globals['_AUDITEVENT']._serialized_end=312
-  _globals['_NODEHEARTBEAT']._serialized_start=315
-  _globals['_NODEHEARTBEAT']._serialized_end=706
-  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_start=661
-  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_end=706
-  _globals['_TASKASSIGNMENT']._serialized_start=709
-  _globals['_TASKASSIGNMENT']._serialized_end=1100
-  _globals['_TASKASSIGNMENT_ENVENTRY']._serialized_start=1058
-  _globals['_TASKASSIGNMENT_ENVENTRY']._serialized_end=1100
-  _globals['_TASKSTOP']._serialized_start=1102
-  _globals['_TASKSTOP']._serialized_end=1163
-  _globals['_TASKSTATUS']._serialized_start=1166
-  _globals['_TASKSTATUS']._serialized_end=1539
-  _globals['_TASKSTATUS_STATE']._serialized_start=1354
-  _globals['_TASKSTATUS_STATE']._serialized_end=1539
-  _globals['_AGENTTRANSITION']._serialized_start=1542
-  _globals['_AGENTTRANSITION']._serialized_end=1686
-  _globals['_CHECKPOINTPUBLISHED']._serialized_start=1688
-  _globals['_CHECKPOINTPUBLISHED']._serialized_end=1784
-  _globals['_POLICYCHANGED']._serialized_start=1786
-  _globals['_POLICYCHANGED']._serialized_end=1854
+  _globals['_AUDITEVENT']._serialized_end=329
+  _globals['_NODEHEARTBEAT']._serialized_start=332
+  _globals['_NODEHEARTBEAT']._serialized_end=723
+  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_start=678
+  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_end=723
+  _globals['_TASKASSIGNMENT']._serialized_start=726
+  _globals['_TASKASSIGNMENT']._serialized_end=1117
+  _globals['_TASKASSIGNMENT_ENVENTRY']._serialized_start=1075
+  _globals['_TASKASSIGNMENT_ENVENTRY']._serialized_end=1117
+  _globals['_TASKSTOP']._serialized_start=1119
+  _globals['_TASKSTOP']._serialized_end=1180
+  _globals['_TASKSTATUS']._serialized_start=1183
+  _globals['_TASKSTATUS']._serialized_end=1556
+  _globals['_TASKSTATUS_STATE']._serialized_start=1371
+  _globals['_TASKSTATUS_STATE']._serialized_end=1556
+  _globals['_AGENTTRANSITION']._serialized_start=1559
+  _globals['_AGENTTRANSITION']._serialized_end=1703
+  _globals['_CHECKPOINTPUBLISHED']._serialized_start=1705
+  _globals['_CHECKPOINTPUBLISHED']._serialized_end=1801
+  _globals['_POLICYCHANGED']._serialized_start=1803
+  _globals['_POLICYCHANGED']._serialized_end=1871
 # @@protoc_insertion_point(module_scope)

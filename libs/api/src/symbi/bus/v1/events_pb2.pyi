@@ -10,26 +10,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditEvent(_message.Message):
-    __slots__ = ("event_id", "timestamp_ms", "agent_id", "actor", "event_type", "details", "trace_id", "compliance_tags", "decision")
+    __slots__ = ("event_id", "timestamp_us", "agent_id", "actor", "event_type", "details_json", "trace_id", "compliance_tags", "publisher_key_id", "publisher_signature")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
-    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_US_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
-    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     COMPLIANCE_TAGS_FIELD_NUMBER: _ClassVar[int]
-    DECISION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
-    timestamp_ms: int
+    timestamp_us: int
     agent_id: str
     actor: str
     event_type: str
-    details: _struct_pb2.Struct
+    details_json: str
     trace_id: str
     compliance_tags: _containers.RepeatedScalarFieldContainer[str]
-    decision: str
-    def __init__(self, event_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., agent_id: _Optional[str] = ..., actor: _Optional[str] = ..., event_type: _Optional[str] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trace_id: _Optional[str] = ..., compliance_tags: _Optional[_Iterable[str]] = ..., decision: _Optional[str] = ...) -> None: ...
+    publisher_key_id: str
+    publisher_signature: bytes
+    def __init__(self, event_id: _Optional[str] = ..., timestamp_us: _Optional[int] = ..., agent_id: _Optional[str] = ..., actor: _Optional[str] = ..., event_type: _Optional[str] = ..., details_json: _Optional[str] = ..., trace_id: _Optional[str] = ..., compliance_tags: _Optional[_Iterable[str]] = ..., publisher_key_id: _Optional[str] = ..., publisher_signature: _Optional[bytes] = ...) -> None: ...
 
 class NodeHeartbeat(_message.Message):
     __slots__ = ("node_id", "timestamp_ms", "memory_total_mb", "memory_free_mb", "cpu_total_millicores", "cpu_free_millicores", "running_tasks", "tiers", "labels", "running_task_ids", "heartbeat_interval_ms")
