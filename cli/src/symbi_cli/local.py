@@ -34,7 +34,7 @@ from symbi_common.bus.permissions import NatsUser, authorization_block
 from symbi_common.errors import FailedPrecondition, Unavailable
 from symbi_common.grpc.health import check_health
 from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
-from symbi_common.launcher import SERVICES, ServiceProcess, principal_for
+from symbi_common.launcher import SERVICES, ServiceProcess, credentials_to_issue
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -180,10 +180,14 @@ class LocalPlatform:
         authority = ClusterAuthority.open(self.keys_dir)
         self.nats_users = []
         for service in self.services:
-            principal, role = principal_for(service, "local")
-            credentials = authority.issue(principal, role)
-            assert credentials.nkey_seed is not None
-            self.nats_users.append(NatsUser(principal, role, nkey_public(credentials.nkey_seed)))
+            for principal, role in credentials_to_issue(service, "local"):
+                credentials = authority.issue(principal, role)
+                if role == "issuer":
+                    continue  # certifies agents; never connects to NATS itself
+                assert credentials.nkey_seed is not None
+                self.nats_users.append(
+                    NatsUser(principal, role, nkey_public(credentials.nkey_seed))
+                )
 
     def start_nats(self) -> NatsServerProcess:
         port = 0 if self.ephemeral_ports else DEFAULT_NATS_PORT

@@ -23,7 +23,15 @@ from symbi_common.errors import Unavailable
 from symbi_common.grpc.health import wait_for_health
 from symbi_common.runner import READY_PREFIX
 
-__all__ = ["NODE_SERVICES", "SERVICES", "ServiceProcess", "module_for", "principal_for"]
+__all__ = [
+    "NODE_SERVICES",
+    "SERVICES",
+    "ServiceProcess",
+    "credentials_to_issue",
+    "issuer_for",
+    "module_for",
+    "principal_for",
+]
 
 #: The seven services, in the order ``symbi up`` starts them.
 SERVICES: tuple[str, ...] = (
@@ -46,6 +54,20 @@ def principal_for(service: str, instance: str) -> tuple[str, str]:
     if service in NODE_SERVICES:
         return f"node-{instance}", "node"
     return f"svc-{service}-{instance}", "service"
+
+
+def issuer_for(principal_id: str) -> str:
+    """The issuer principal a worker node uses to certify its tasks' agent identities."""
+    return f"{principal_id}-issuer"
+
+
+def credentials_to_issue(service: str, instance: str) -> list[tuple[str, str]]:
+    """Every (principal, role) a service instance needs credentials for."""
+    principal, role = principal_for(service, instance)
+    needed = [(principal, role)]
+    if role == "node":
+        needed.append((issuer_for(principal), "issuer"))
+    return needed
 
 
 def module_for(service: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from symbi_common.bus import ClusterAuthority
-from symbi_common.launcher import ServiceProcess, principal_for
+from symbi_common.launcher import ServiceProcess, credentials_to_issue
 
 __all__ = ["ServiceCluster"]
 
@@ -31,8 +31,8 @@ class ServiceCluster:
         self, service: str, instance: str, extra: Mapping[str, str] | None = None
     ) -> dict[str, str]:
         data_dir = self.base_dir / f"{service}-{instance}"
-        principal, role = principal_for(service, instance)
-        self.authority.issue(principal, role)
+        for principal, role in credentials_to_issue(service, instance):
+            self.authority.issue(principal, role)
         env = {
             "SYMBI_SECURITY__KEYS_DIR": str(self.keys_dir),
             "SYMBI_INSTANCE_ID": instance,

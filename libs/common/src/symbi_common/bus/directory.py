@@ -3,6 +3,8 @@
 Buckets (see :mod:`symbi_common.jetstream.spec`)::
 
     <prefix>_keyring    cert.<principal>.<key id>      PrincipalCertificate
+                        agentcert.<principal>.<key id> PrincipalCertificate of an agent (worker
+                                                       nodes may write only these)
                         revoked.<principal>            Revocation (every key of the principal)
                         revoked.<principal>.<key id>   Revocation (one key)
     <prefix>_groupkeys  meta.<topic64>                 TopicState (JSON): generation, members
@@ -127,7 +129,8 @@ class KeyDirectory:
             self._apply_sealed(entry.value)
 
     async def publish_certificate(self, cert: Certificate) -> None:
-        await self.keyring_kv.put(f"cert.{cert.principal_id}.{cert.key_id}", cert.to_bytes())
+        prefix = "agentcert" if cert.role == "agent" else "cert"
+        await self.keyring_kv.put(f"{prefix}.{cert.principal_id}.{cert.key_id}", cert.to_bytes())
 
     async def publish_revocation(self, revocation: envelope_pb2.Revocation) -> None:
         suffix = f".{revocation.key_id}" if revocation.key_id else ""
@@ -137,17 +140,19 @@ class KeyDirectory:
 
     async def fetch_certificate(self, principal_id: str, key_id: str) -> bool:
         """Look a certificate up directly (the watch may not have delivered it yet)."""
-        try:
-            entry = await self.keyring_kv.get(f"cert.{principal_id}.{key_id}")
-        except KeyNotFoundError:
-            return False
-        return self._apply_keyring_entry(entry.key, entry.value)
+        for prefix in ("cert", "agentcert"):
+            try:
+                entry = await self.keyring_kv.get(f"{prefix}.{principal_id}.{key_id}")
+            except KeyNotFoundError:
+                continue
+            return self._apply_keyring_entry(entry.key, entry.value)
+        return False
 
     def _apply_keyring_entry(self, key: str, value: bytes | None) -> bool:
         if not value:
             return False
         try:
-            if key.startswith("cert."):
+            if key.startswith(("cert.", "agentcert.")):
                 return self.keyring.add_certificate(Certificate.from_bytes(value))
             if key.startswith("revoked."):
                 revocation = envelope_pb2.Revocation()

@@ -20,8 +20,9 @@ class TokenBucket:
     updated: float
 
     def take(self, now: float, cost: float = 1.0) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        if now > self.updated:  # a clock that goes back refunds nothing
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
         if self.tokens >= cost:
             self.tokens -= cost
             return True
@@ -29,7 +30,12 @@ class TokenBucket:
 
 
 class SenderRateLimiter:
-    """A token bucket per sender; remembers at most ``max_senders`` (least recent forgotten)."""
+    """A token bucket per sender; remembers at most ``max_senders`` (least recent forgotten).
+
+    The bus measures a sender's rate on the sender's own (signed) envelope timestamps, passed
+    as ``at``: a durable consumer draining a backlog sees the rate at which the messages were
+    sent, not the rate at which it catches up, so catching up never refuses anyone.
+    """
 
     def __init__(
         self,
@@ -45,10 +51,10 @@ class SenderRateLimiter:
         self.clock = clock
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def allow(self, sender: str) -> bool:
+    def allow(self, sender: str, at: float | None = None) -> bool:
         if self.rate <= 0:
             return True
-        now = self.clock()
+        now = self.clock() if at is None else at
         bucket = self._buckets.get(sender)
         if bucket is None:
             bucket = TokenBucket(self.rate, self.burst, self.burst, now)

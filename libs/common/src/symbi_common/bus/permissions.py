@@ -81,7 +81,10 @@ def permissions_for(
             "symbi.audit.>",
             "symbi.direct.*",
             "symbi.rpc.>",
+            "symbi.topic.agents.>",  # the agents it hosts publish through its channel bridge
             *js_common,
+            # Certificates of the agents it hosts (it certifies them with its issuer key).
+            f"$KV.{prefix.lower()}_keyring.agentcert.*.*",
             *consumer_api,
             "_INBOX.>",  # replies to services' requests
         ]

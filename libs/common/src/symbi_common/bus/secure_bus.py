@@ -508,7 +508,7 @@ class SecureBus:
                 sender=env.sender,
                 msg_id=env.id,
             )
-        if not state.rate.allow(env.sender):
+        if not state.rate.allow(env.sender, at=env.timestamp_ms / 1000):
             raise EnvelopeRejected(
                 RejectReason.REJECT_REASON_RATE_LIMITED,
                 f"sender exceeds {self.config.rate_per_sender:.0f} messages/s",
@@ -575,7 +575,7 @@ class SecureBus:
                 sender=env.sender,
                 msg_id=env.id,
             )
-        if not state.rate.allow(env.sender):
+        if not state.rate.allow(env.sender, at=env.timestamp_ms / 1000):
             raise EnvelopeRejected(
                 RejectReason.REJECT_REASON_RATE_LIMITED,
                 f"sender exceeds {self.config.rate_per_sender:.0f} messages/s",

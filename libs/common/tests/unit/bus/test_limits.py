@@ -66,3 +66,13 @@ def test_every_reason_has_a_label(reason: int) -> None:
     error = EnvelopeRejected(reason, "x")
     assert error.reason_label
     assert error.reason.startswith("ENVELOPE_")
+
+
+def test_rate_is_measured_on_the_senders_timestamps() -> None:
+    limiter = SenderRateLimiter(rate=10, burst=5, clock=lambda: 0.0)
+    # A backlog sent at 10/s but drained all at once is never refused...
+    assert all(limiter.allow("a", at=i / 10) for i in range(100))
+    # ...while messages a sender stamped faster than its rate are.
+    assert not all(limiter.allow("b", at=1.0) for _ in range(6))
+    # Out-of-order timestamps refund nothing.
+    assert not limiter.allow("b", at=0.5)
