@@ -6,7 +6,8 @@ For each server configuration (``os``: the server's default periodic fsync; ``al
 ``sync_interval: always``, the platform's default), and for each path (``raw``: nats-py
 JetStream; ``secure``: the Symbi bus — Ed25519-signed, AES-256-GCM-encrypted direct
 messages), a publisher process and a consumer process run against a fresh nats-server with
-file storage. Both paths use the same stream settings and the same ack pattern: the publisher
+file storage (the consumer's per-sender rate limit is off: the publisher floods on purpose).
+Both paths use the same stream settings and the same ack pattern: the publisher
 keeps ``--inflight`` acknowledged publishes (with ``Nats-Msg-Id``) in flight; the consumer
 pulls in batches and acks each message explicitly.
 
@@ -46,12 +47,16 @@ async def child_publish(args: argparse.Namespace) -> None:
         nc = await nats.connect(args.url, inbox_prefix=inbox_prefix("svc-bench-pub"))
         endpoint = await BusEndpoint.open(nc, nc.jetstream(), credentials, manage_topics=())
         keys_task = asyncio.create_task(endpoint.run())
-        while endpoint.bus.keyring.current("svc-bench-sub") is None:
+        while endpoint.bus.keyring.current("svc-bench-sub") is None:  # noqa: ASYNC110 (polls the KV watch)
             await asyncio.sleep(0.05)
         bus = endpoint.bus
 
         async def send(i: int) -> None:
-            await bus.send("svc-bench-sub", time.time_ns().to_bytes(8, "big") + payload_pad, msg_id=f"{run}-{i}")
+            await bus.send(
+                "svc-bench-sub",
+                time.time_ns().to_bytes(8, "big") + payload_pad,
+                msg_id=f"{run}-{i}",
+            )
 
     else:
         nc = await nats.connect(args.url)
@@ -99,6 +104,7 @@ async def child_consume(args: argparse.Namespace) -> None:
 
     from symbi_common.bus import BusEndpoint, ConsumerSpec, Received, load_credentials
     from symbi_common.bus.permissions import inbox_prefix
+    from symbi_common.config import BusSection
 
     latencies: list[int] = []
     first = last = 0.0
@@ -117,7 +123,11 @@ async def child_consume(args: argparse.Namespace) -> None:
     if args.path == "secure":
         credentials = load_credentials(Path(args.keys), "svc-bench-sub")
         nc = await nats.connect(args.url, inbox_prefix=inbox_prefix("svc-bench-sub"))
-        endpoint = await BusEndpoint.open(nc, nc.jetstream(), credentials, manage_topics=())
+        # The publisher sends faster than the default per-sender limit (5000/s) on purpose.
+        config = BusSection(rate_per_sender=0)
+        endpoint = await BusEndpoint.open(
+            nc, nc.jetstream(), credentials, config=config, manage_topics=()
+        )
         keys_task = asyncio.create_task(endpoint.run())
         spec = ConsumerSpec.direct("svc-bench-sub")
         await endpoint.bus.ensure_consumer(spec)
@@ -174,7 +184,9 @@ async def child_consume(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- the parent
-def spawn(role: str, path: str, url: str, keys: Path, args: argparse.Namespace, count: int, rate: float) -> subprocess.Popen[str]:
+def spawn(
+    role: str, path: str, url: str, keys: Path, args: argparse.Namespace, count: int, rate: float
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -214,7 +226,9 @@ def expect_line(process: subprocess.Popen[str], prefix: str) -> str:
             return line.strip()
 
 
-def run_pair(path: str, url: str, keys: Path, args: argparse.Namespace, count: int, rate: float) -> dict[str, float]:
+def run_pair(
+    path: str, url: str, keys: Path, args: argparse.Namespace, count: int, rate: float
+) -> dict[str, float]:
     consumer = spawn("consume", path, url, keys, args, count, rate)
     expect_line(consumer, "READY")
     publisher = spawn("publish", path, url, keys, args, count, rate)
@@ -241,19 +255,23 @@ def run_configuration(sync: str, args: argparse.Namespace) -> dict[str, dict[str
     for path in ("raw", "secure"):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            server = NatsServerProcess(NatsServerConfig(store_dir=root / "nats", sync_always=sync == "always"))
+            server = NatsServerProcess(
+                NatsServerConfig(store_dir=root / "nats", sync_always=sync == "always")
+            )
             server.start()
             try:
                 authority = ClusterAuthority.open(root / "keys")
                 authority.issue("svc-bench-pub", "service")
                 authority.issue("svc-bench-sub", "service")
 
-                async def provision() -> None:
+                async def provision(url: str) -> None:
                     import nats
 
-                    nc = await nats.connect(server.url)
+                    nc = await nats.connect(url)
                     js = nc.jetstream()
-                    await Provisioner(js, NatsSection()).provision(PLATFORM_STREAMS, PLATFORM_BUCKETS)
+                    await Provisioner(js, NatsSection()).provision(
+                        PLATFORM_STREAMS, PLATFORM_BUCKETS
+                    )
                     direct = next(s for s in PLATFORM_STREAMS if s.name == "DIRECT")
                     # The raw path gets a stream with exactly the DIRECT stream's settings.
                     await js.add_stream(
@@ -268,11 +286,16 @@ def run_configuration(sync: str, args: argparse.Namespace) -> dict[str, dict[str
                     )
                     await nc.close()
 
-                asyncio.run(provision())
-                print(f"[{sync}] {path}: {args.count} messages, {args.inflight} in flight…", flush=True)
+                asyncio.run(provision(server.url))
+                print(
+                    f"[{sync}] {path}: {args.count} messages, {args.inflight} in flight…",
+                    flush=True,
+                )
                 throughput = run_pair(path, server.url, root / "keys", args, args.count, 0)
                 print(f"[{sync}] {path}: paced latency run at {args.rate:.0f} msg/s…", flush=True)
-                paced = run_pair(path, server.url, root / "keys", args, args.latency_count, args.rate)
+                paced = run_pair(
+                    path, server.url, root / "keys", args, args.latency_count, args.rate
+                )
                 results[path] = {
                     "msgs_per_s": throughput["msgs_per_s"],
                     "p50_ms": paced["p50_ms"],
@@ -287,7 +310,11 @@ def run_configuration(sync: str, args: argparse.Namespace) -> dict[str, dict[str
 def report(sync: str, results: dict[str, dict[str, float]]) -> float:
     raw, secure = results["raw"], results["secure"]
     ratio = secure["msgs_per_s"] / raw["msgs_per_s"]
-    label = "server fsync every write (sync_interval: always)" if sync == "always" else "server default fsync (os page cache, periodic fsync)"
+    label = (
+        "server fsync every write (sync_interval: always)"
+        if sync == "always"
+        else "server default fsync (os page cache, periodic fsync)"
+    )
     print(f"\n== {label}")
     for path in ("raw", "secure"):
         r = results[path]
@@ -300,7 +327,9 @@ def report(sync: str, results: dict[str, dict[str, float]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--child", choices=("publish", "consume"))
     parser.add_argument("--path", choices=("raw", "secure"), default="raw")
     parser.add_argument("--url", default="")
@@ -319,7 +348,10 @@ def main() -> None:
     if args.child == "consume":
         asyncio.run(child_consume(args))
         return
-    print(f"bus benchmark: {args.count} × {args.size} B, pid {os.getpid()}, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"bus benchmark: {args.count} × {args.size} B, pid {os.getpid()}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     configurations = ["always", "os"] if args.sync == "both" else [args.sync]
     ratios = {}
     for sync in configurations:

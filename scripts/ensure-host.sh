@@ -4,9 +4,10 @@
 #
 # What it changes on the machine (also in README.md):
 #   - installs Debian's docker.io, runsc and busybox-static when missing (apt-get);
-#   - writes /etc/docker/daemon.json when it has no "runsc" runtime (the old file is kept as
-#     daemon.json.symbi-backup): runsc with --network=none, and "bridge": "none" so containers
-#     never get a network interface;
+#   - writes /etc/docker/daemon.json when its runsc runtime is missing or lacks --host-uds=open
+#     (the old file is kept as daemon.json.symbi-backup): runsc with --network=none and
+#     --host-uds=open (so a task can reach the one Unix socket mounted into it: its channel),
+#     and "bridge": "none" so containers never get a network interface;
 #   - starts dockerd in the background when it is not running (log: /var/log/symbi-dockerd.log);
 #   - builds the images symbi/busybox and symbi/python with `symbi sandbox build-images`.
 #
@@ -38,14 +39,14 @@ fi
 
 daemon_json=/etc/docker/daemon.json
 runsc_path=$(command -v runsc || echo /usr/bin/runsc)
-if ! { [ -f "$daemon_json" ] && grep -q '"runsc"' "$daemon_json"; }; then
+if ! { [ -f "$daemon_json" ] && grep -q '"runsc"' "$daemon_json" && grep -q 'host-uds=open' "$daemon_json"; }; then
   log "registering gVisor (runsc) as a Docker runtime in $daemon_json"
   as_root mkdir -p /etc/docker
   [ -f "$daemon_json" ] && as_root cp "$daemon_json" "$daemon_json.symbi-backup"
   as_root tee "$daemon_json" >/dev/null <<JSON
 {
   "bridge": "none",
-  "runtimes": {"runsc": {"path": "$runsc_path", "runtimeArgs": ["--network=none"]}}
+  "runtimes": {"runsc": {"path": "$runsc_path", "runtimeArgs": ["--network=none", "--host-uds=open"]}}
 }
 JSON
   if pgrep -x dockerd >/dev/null; then as_root pkill -HUP -x dockerd; sleep 1; fi

@@ -131,6 +131,8 @@ class Received:
 
 
 Handler = Callable[[Received], Awaitable[None]]
+#: Handles a whole fetched batch; every message of it is acked once the handler returns.
+BatchHandler = Callable[[list[Received]], Awaitable[None]]
 Responder = Callable[[Received], Awaitable[Message | bytes]]
 
 
@@ -735,4 +737,80 @@ class SecureBus:
                         await self._handle(msg, outcome, handler, state, spec)
         finally:
             with contextlib.suppress(Exception):  # the connection may already be draining
+                await sub.unsubscribe()
+
+    async def consume_batches(
+        self, spec: ConsumerSpec, handler: BatchHandler, *, batch: int | None = None
+    ) -> None:
+        """Like :meth:`consume`, but the handler gets each verified batch at once, and the
+        batch is acknowledged only after the handler returns (e.g. once it is durable).
+
+        Refused envelopes are terminated and reported as in :meth:`consume`. A retryable
+        SymbiError from the handler naks the whole batch; any other error also naks it (the
+        handler must be idempotent: redelivery after a crash is normal).
+        """
+        await self.ensure_consumer(spec)
+        sub = await self.js.pull_subscribe_bind(spec.durable, spec.stream)
+        state = _ConsumerState(
+            SeenSet(self.config.seen_set_size),
+            SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
+        )
+        size = batch or self.config.fetch_batch
+        try:
+            while True:
+                try:
+                    messages = await sub.fetch(size, timeout=1.0)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                outcomes = await self._open_all(messages)
+                accepted: list[tuple[Msg, Received]] = []
+                for msg, outcome in zip(messages, outcomes, strict=True):
+                    delivered = msg.metadata.num_delivered if msg.metadata else 1
+                    if isinstance(outcome, EnvelopeRejected):
+                        outcome = await self._retry_unknown_sender(msg, outcome)
+                    try:
+                        if isinstance(outcome, EnvelopeRejected):
+                            raise outcome
+                        accepted.append((msg, self._admit(outcome, msg.subject, state, delivered)))
+                    except EnvelopeRejected as rejected:
+                        if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
+                            await msg.ack()
+                        elif (
+                            rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
+                            and delivered < 5
+                            and self._newer_generation(msg.data)
+                        ):
+                            await msg.nak(delay=0.5)
+                            continue
+                        else:
+                            await msg.term()
+                        await self.rejects.report(
+                            rejected, subject=msg.subject, consumer=spec.label
+                        )
+                        CONSUMED.labels(spec.label, "rejected").inc()
+                if not accepted:
+                    continue
+                try:
+                    await handler([received for _, received in accepted])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    retry = not isinstance(exc, SymbiError) or exc.retryable
+                    log.log(
+                        logging.INFO if retry else logging.ERROR,
+                        "batch handler of %s failed (%s); %s",
+                        spec.label,
+                        exc,
+                        "redelivering" if retry else "terminating the batch",
+                    )
+                    for msg, _ in accepted:
+                        await (msg.nak(delay=1.0) if retry else msg.term())
+                    CONSUMED.labels(spec.label, "retry" if retry else "refused").inc(len(accepted))
+                    continue
+                for msg, received in accepted:
+                    state.seen.add(received.msg_id)
+                    await msg.ack()
+                CONSUMED.labels(spec.label, "ok").inc(len(accepted))
+        finally:
+            with contextlib.suppress(Exception):
                 await sub.unsubscribe()

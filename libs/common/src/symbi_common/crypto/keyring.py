@@ -203,6 +203,18 @@ class Keyring:
         ]
         return max(usable, key=lambda c: c.proto.not_before_ms, default=None)
 
+    def by_key_id(self, key_id: str) -> Certificate | None:
+        """The certificate with this key id if it is usable now (e.g. to check a publisher's
+        signature on an audit event)."""
+        with self._lock:
+            cert = self._by_key.get(key_id)
+        if cert is None:
+            return None
+        try:
+            return self.lookup(cert.principal_id, key_id)
+        except EnvelopeRejected:
+            return None
+
     def has(self, key_id: str) -> bool:
         with self._lock:
             return key_id in self._by_key
