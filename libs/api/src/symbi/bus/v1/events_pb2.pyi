@@ -67,7 +67,7 @@ class NodeHeartbeat(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., memory_total_mb: _Optional[int] = ..., memory_free_mb: _Optional[int] = ..., cpu_total_millicores: _Optional[int] = ..., cpu_free_millicores: _Optional[int] = ..., running_tasks: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[_common_pb2.SandboxTier, str]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
 
 class TaskAssignment(_message.Message):
-    __slots__ = ("task_id", "agent_id", "attempt", "priority", "tier", "limits", "image", "command", "env", "code", "network", "dispatched_at_ms")
+    __slots__ = ("task_id", "agent_id", "attempt", "priority", "tier", "limits", "image", "command", "env", "code", "network", "dispatched_at_ms", "dispatch_id", "not_after_ms", "preempts", "node_id")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,10 @@ class TaskAssignment(_message.Message):
     CODE_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     DISPATCHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     agent_id: str
     attempt: int
@@ -99,20 +103,26 @@ class TaskAssignment(_message.Message):
     code: bytes
     network: bool
     dispatched_at_ms: int
-    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., attempt: _Optional[int] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., tier: _Optional[_Union[_common_pb2.SandboxTier, str]] = ..., limits: _Optional[_Union[_common_pb2.ResourceLimits, _Mapping]] = ..., image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., code: _Optional[bytes] = ..., network: _Optional[bool] = ..., dispatched_at_ms: _Optional[int] = ...) -> None: ...
+    dispatch_id: str
+    not_after_ms: int
+    preempts: _containers.RepeatedScalarFieldContainer[str]
+    node_id: str
+    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., attempt: _Optional[int] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., tier: _Optional[_Union[_common_pb2.SandboxTier, str]] = ..., limits: _Optional[_Union[_common_pb2.ResourceLimits, _Mapping]] = ..., image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., code: _Optional[bytes] = ..., network: _Optional[bool] = ..., dispatched_at_ms: _Optional[int] = ..., dispatch_id: _Optional[str] = ..., not_after_ms: _Optional[int] = ..., preempts: _Optional[_Iterable[str]] = ..., node_id: _Optional[str] = ...) -> None: ...
 
 class TaskStop(_message.Message):
-    __slots__ = ("task_id", "reason", "grace_ms")
+    __slots__ = ("task_id", "reason", "grace_ms", "dispatch_id")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     GRACE_MS_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     reason: str
     grace_ms: int
-    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ..., grace_ms: _Optional[int] = ...) -> None: ...
+    dispatch_id: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ..., grace_ms: _Optional[int] = ..., dispatch_id: _Optional[str] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("task_id", "agent_id", "node_id", "attempt", "state", "exit_code", "reason", "timestamp_ms")
+    __slots__ = ("task_id", "agent_id", "node_id", "attempt", "state", "exit_code", "reason", "timestamp_ms", "dispatch_id")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[TaskStatus.State]
@@ -141,6 +151,7 @@ class TaskStatus(_message.Message):
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     agent_id: str
     node_id: str
@@ -149,7 +160,8 @@ class TaskStatus(_message.Message):
     exit_code: int
     reason: str
     timestamp_ms: int
-    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., node_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[TaskStatus.State, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., timestamp_ms: _Optional[int] = ...) -> None: ...
+    dispatch_id: str
+    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., node_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[TaskStatus.State, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., dispatch_id: _Optional[str] = ...) -> None: ...
 
 class AgentTransition(_message.Message):
     __slots__ = ("agent_id", "from_state", "to_state", "reason", "revision", "timestamp_ms", "actor")

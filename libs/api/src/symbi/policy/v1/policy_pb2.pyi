@@ -53,20 +53,24 @@ class AuthorizationRequest(_message.Message):
     def __init__(self, principal: _Optional[_Union[EntityRef, _Mapping]] = ..., action: _Optional[str] = ..., resource: _Optional[_Union[EntityRef, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ...) -> None: ...
 
 class DecisionResult(_message.Message):
-    __slots__ = ("decision", "reasons", "conditions", "policies", "version", "cached")
+    __slots__ = ("decision", "reasons", "conditions", "policies", "version", "cached", "entities_version", "fail_closed")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     POLICIES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FAIL_CLOSED_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     reasons: _containers.RepeatedScalarFieldContainer[str]
     conditions: _containers.RepeatedScalarFieldContainer[str]
     policies: _containers.RepeatedScalarFieldContainer[str]
     version: int
     cached: bool
-    def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Iterable[str]] = ..., policies: _Optional[_Iterable[str]] = ..., version: _Optional[int] = ..., cached: _Optional[bool] = ...) -> None: ...
+    entities_version: int
+    fail_closed: bool
+    def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Iterable[str]] = ..., policies: _Optional[_Iterable[str]] = ..., version: _Optional[int] = ..., cached: _Optional[bool] = ..., entities_version: _Optional[int] = ..., fail_closed: _Optional[bool] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
     __slots__ = ("request",)
@@ -173,3 +177,27 @@ class ValidateResponse(_message.Message):
     valid: bool
     errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
     def __init__(self, valid: _Optional[bool] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
+
+class PutEntitiesRequest(_message.Message):
+    __slots__ = ("entities",)
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    entities: _containers.RepeatedCompositeFieldContainer[Entity]
+    def __init__(self, entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ...) -> None: ...
+
+class PutEntitiesResponse(_message.Message):
+    __slots__ = ("entities_version",)
+    ENTITIES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    entities_version: int
+    def __init__(self, entities_version: _Optional[int] = ...) -> None: ...
+
+class DeleteEntitiesRequest(_message.Message):
+    __slots__ = ("uids",)
+    UIDS_FIELD_NUMBER: _ClassVar[int]
+    uids: _containers.RepeatedCompositeFieldContainer[EntityRef]
+    def __init__(self, uids: _Optional[_Iterable[_Union[EntityRef, _Mapping]]] = ...) -> None: ...
+
+class DeleteEntitiesResponse(_message.Message):
+    __slots__ = ("entities_version",)
+    ENTITIES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    entities_version: int
+    def __init__(self, entities_version: _Optional[int] = ...) -> None: ...

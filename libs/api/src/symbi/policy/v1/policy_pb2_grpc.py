@@ -69,6 +69,16 @@ class PolicyServiceStub:
                 request_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.ValidateRequest.SerializeToString,
                 response_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.ValidateResponse.FromString,
                 _registered_method=True)
+        self.PutEntities = channel.unary_unary(
+                '/symbi.policy.v1.PolicyService/PutEntities',
+                request_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.PutEntitiesRequest.SerializeToString,
+                response_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.PutEntitiesResponse.FromString,
+                _registered_method=True)
+        self.DeleteEntities = channel.unary_unary(
+                '/symbi.policy.v1.PolicyService/DeleteEntities',
+                request_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesRequest.SerializeToString,
+                response_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -116,6 +126,19 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutEntities(self, request, context):
+        """The stored entity set (agents, tools, nodes … with attributes and parents).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEntities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +176,16 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.Validate,
                     request_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.ValidateRequest.FromString,
                     response_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.ValidateResponse.SerializeToString,
+            ),
+            'PutEntities': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutEntities,
+                    request_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.PutEntitiesRequest.FromString,
+                    response_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.PutEntitiesResponse.SerializeToString,
+            ),
+            'DeleteEntities': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEntities,
+                    request_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesRequest.FromString,
+                    response_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +377,60 @@ class PolicyService:
             '/symbi.policy.v1.PolicyService/Validate',
             symbi_dot_policy_dot_v1_dot_policy__pb2.ValidateRequest.SerializeToString,
             symbi_dot_policy_dot_v1_dot_policy__pb2.ValidateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutEntities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.policy.v1.PolicyService/PutEntities',
+            symbi_dot_policy_dot_v1_dot_policy__pb2.PutEntitiesRequest.SerializeToString,
+            symbi_dot_policy_dot_v1_dot_policy__pb2.PutEntitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEntities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.policy.v1.PolicyService/DeleteEntities',
+            symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesRequest.SerializeToString,
+            symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,9 @@ class PolicyServiceStub:
     ListPolicies: _grpc.UnaryUnaryMultiCallable[_policy_pb2.ListPoliciesRequest, _policy_pb2.ListPoliciesResponse]
     DeletePolicy: _grpc.UnaryUnaryMultiCallable[_policy_pb2.DeletePolicyRequest, _policy_pb2.DeletePolicyResponse]
     Validate: _grpc.UnaryUnaryMultiCallable[_policy_pb2.ValidateRequest, _policy_pb2.ValidateResponse]
+    PutEntities: _grpc.UnaryUnaryMultiCallable[_policy_pb2.PutEntitiesRequest, _policy_pb2.PutEntitiesResponse]
+    """The stored entity set (agents, tools, nodes … with attributes and parents)."""
+    DeleteEntities: _grpc.UnaryUnaryMultiCallable[_policy_pb2.DeleteEntitiesRequest, _policy_pb2.DeleteEntitiesResponse]
 
 @_typing.type_check_only
 class PolicyServiceAsyncStub(PolicyServiceStub):
@@ -49,6 +52,9 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     ListPolicies: _aio.UnaryUnaryMultiCallable[_policy_pb2.ListPoliciesRequest, _policy_pb2.ListPoliciesResponse]  # type: ignore[assignment]
     DeletePolicy: _aio.UnaryUnaryMultiCallable[_policy_pb2.DeletePolicyRequest, _policy_pb2.DeletePolicyResponse]  # type: ignore[assignment]
     Validate: _aio.UnaryUnaryMultiCallable[_policy_pb2.ValidateRequest, _policy_pb2.ValidateResponse]  # type: ignore[assignment]
+    PutEntities: _aio.UnaryUnaryMultiCallable[_policy_pb2.PutEntitiesRequest, _policy_pb2.PutEntitiesResponse]  # type: ignore[assignment]
+    """The stored entity set (agents, tools, nodes … with attributes and parents)."""
+    DeleteEntities: _aio.UnaryUnaryMultiCallable[_policy_pb2.DeleteEntitiesRequest, _policy_pb2.DeleteEntitiesResponse]  # type: ignore[assignment]
 
 class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -99,5 +105,20 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _policy_pb2.ValidateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_policy_pb2.ValidateResponse, _abc.Awaitable[_policy_pb2.ValidateResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PutEntities(
+        self,
+        request: _policy_pb2.PutEntitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_pb2.PutEntitiesResponse, _abc.Awaitable[_policy_pb2.PutEntitiesResponse]]:
+        """The stored entity set (agents, tools, nodes … with attributes and parents)."""
+
+    @_abc_1.abstractmethod
+    def DeleteEntities(
+        self,
+        request: _policy_pb2.DeleteEntitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_pb2.DeleteEntitiesResponse, _abc.Awaitable[_policy_pb2.DeleteEntitiesResponse]]: ...
 
 def add_PolicyServiceServicer_to_server(servicer: PolicyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
