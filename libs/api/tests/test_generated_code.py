@@ -33,7 +33,7 @@ def test_check_fails_when_a_proto_changes_without_regenerating(tmp_path: Path) -
     shutil.copytree(ROOT / "proto", protos)
     policy = protos / "symbi" / "policy" / "v1" / "policy.proto"
     policy.write_text(
-        policy.read_text().replace("bool cached = 6;", "bool cached = 6;\n  string note = 7;")
+        policy.read_text().replace("bool cached = 6;", "bool cached = 6;\n  string note = 999;")
     )
     result = run_check(protos)
     assert result.returncode == 1
