@@ -39,6 +39,11 @@ class McpGatewayServiceStub:
                 request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RegisterServerRequest.SerializeToString,
                 response_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.McpServer.FromString,
                 _registered_method=True)
+        self.RemoveServer = channel.unary_unary(
+                '/symbi.mcp_gateway.v1.McpGatewayService/RemoveServer',
+                request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RemoveServerRequest.SerializeToString,
+                response_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RemoveServerResponse.FromString,
+                _registered_method=True)
         self.ListServers = channel.unary_unary(
                 '/symbi.mcp_gateway.v1.McpGatewayService/ListServers',
                 request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ListServersRequest.SerializeToString,
@@ -74,13 +79,27 @@ class McpGatewayServiceStub:
                 request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ApproveToolRequest.SerializeToString,
                 response_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.Tool.FromString,
                 _registered_method=True)
+        self.IssueAgentToken = channel.unary_unary(
+                '/symbi.mcp_gateway.v1.McpGatewayService/IssueAgentToken',
+                request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenRequest.SerializeToString,
+                response_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenResponse.FromString,
+                _registered_method=True)
 
 
 class McpGatewayServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RegisterServer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Registers a server at run time (kept in the gateway's server bucket, so every replica and
+        a restarted gateway serve it too). Servers of the [mcp] configuration are always there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveServer(self, request, context):
+        """Forgets a server registered at run time (its pins stay).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -104,7 +123,8 @@ class McpGatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyTool(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Rediscovers the server's tools (and its SchemaPin key) now and returns the tool's view.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -122,7 +142,15 @@ class McpGatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ApproveTool(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Approves a quarantined tool's current definition (pass the hash that was reviewed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueAgentToken(self, request, context):
+        """A bearer token for the gateway's MCP endpoint, signed by this gateway, for one agent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -134,6 +162,11 @@ def add_McpGatewayServiceServicer_to_server(servicer, server):
                     servicer.RegisterServer,
                     request_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RegisterServerRequest.FromString,
                     response_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.McpServer.SerializeToString,
+            ),
+            'RemoveServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveServer,
+                    request_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RemoveServerRequest.FromString,
+                    response_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RemoveServerResponse.SerializeToString,
             ),
             'ListServers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListServers,
@@ -170,6 +203,11 @@ def add_McpGatewayServiceServicer_to_server(servicer, server):
                     request_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ApproveToolRequest.FromString,
                     response_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.Tool.SerializeToString,
             ),
+            'IssueAgentToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueAgentToken,
+                    request_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenRequest.FromString,
+                    response_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'symbi.mcp_gateway.v1.McpGatewayService', rpc_method_handlers)
@@ -198,6 +236,33 @@ class McpGatewayService:
             '/symbi.mcp_gateway.v1.McpGatewayService/RegisterServer',
             symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RegisterServerRequest.SerializeToString,
             symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.McpServer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.mcp_gateway.v1.McpGatewayService/RemoveServer',
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RemoveServerRequest.SerializeToString,
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.RemoveServerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -387,6 +452,33 @@ class McpGatewayService:
             '/symbi.mcp_gateway.v1.McpGatewayService/ApproveTool',
             symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ApproveToolRequest.SerializeToString,
             symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.Tool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueAgentToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.mcp_gateway.v1.McpGatewayService/IssueAgentToken',
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenRequest.SerializeToString,
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,
