@@ -44,6 +44,11 @@ class ContextServiceStub:
                 request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.RetrieveContextRequest.SerializeToString,
                 response_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.RetrieveContextResponse.FromString,
                 _registered_method=True)
+        self.GetMemory = channel.unary_unary(
+                '/symbi.context.v1.ContextService/GetMemory',
+                request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.GetMemoryRequest.SerializeToString,
+                response_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.FromString,
+                _registered_method=True)
         self.SearchKnowledge = channel.unary_unary(
                 '/symbi.context.v1.ContextService/SearchKnowledge',
                 request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.SearchKnowledgeRequest.SerializeToString,
@@ -54,6 +59,11 @@ class ContextServiceStub:
                 request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.IngestRequest.SerializeToString,
                 response_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.IngestResponse.FromString,
                 _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/symbi.context.v1.ContextService/GetDocument',
+                request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.Document.FromString,
+                _registered_method=True)
         self.Ask = channel.unary_unary(
                 '/symbi.context.v1.ContextService/Ask',
                 request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.AskRequest.SerializeToString,
@@ -63,6 +73,16 @@ class ContextServiceStub:
                 '/symbi.context.v1.ContextService/Forget',
                 request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.ForgetRequest.SerializeToString,
                 response_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.ForgetResponse.FromString,
+                _registered_method=True)
+        self.ShareMemory = channel.unary_unary(
+                '/symbi.context.v1.ContextService/ShareMemory',
+                request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.ShareMemoryRequest.SerializeToString,
+                response_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.FromString,
+                _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/symbi.context.v1.ContextService/Feedback',
+                request_serializer=symbi_dot_context_dot_v1_dot_context__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.FromString,
                 _registered_method=True)
 
 
@@ -81,6 +101,12 @@ class ContextServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMemory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SearchKnowledge(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -88,6 +114,13 @@ class ContextServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Ingest(self, request_iterator, context):
+        """A stream of document pieces; see IngestRequest for how documents are delimited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocument(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +133,18 @@ class ContextServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Forget(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareMemory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Feedback(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,6 +163,11 @@ def add_ContextServiceServicer_to_server(servicer, server):
                     request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.RetrieveContextRequest.FromString,
                     response_serializer=symbi_dot_context_dot_v1_dot_context__pb2.RetrieveContextResponse.SerializeToString,
             ),
+            'GetMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemory,
+                    request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.GetMemoryRequest.FromString,
+                    response_serializer=symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.SerializeToString,
+            ),
             'SearchKnowledge': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchKnowledge,
                     request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.SearchKnowledgeRequest.FromString,
@@ -128,6 +178,11 @@ def add_ContextServiceServicer_to_server(servicer, server):
                     request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.IngestRequest.FromString,
                     response_serializer=symbi_dot_context_dot_v1_dot_context__pb2.IngestResponse.SerializeToString,
             ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.GetDocumentRequest.FromString,
+                    response_serializer=symbi_dot_context_dot_v1_dot_context__pb2.Document.SerializeToString,
+            ),
             'Ask': grpc.unary_unary_rpc_method_handler(
                     servicer.Ask,
                     request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.AskRequest.FromString,
@@ -137,6 +192,16 @@ def add_ContextServiceServicer_to_server(servicer, server):
                     servicer.Forget,
                     request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.ForgetRequest.FromString,
                     response_serializer=symbi_dot_context_dot_v1_dot_context__pb2.ForgetResponse.SerializeToString,
+            ),
+            'ShareMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareMemory,
+                    request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.ShareMemoryRequest.FromString,
+                    response_serializer=symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=symbi_dot_context_dot_v1_dot_context__pb2.FeedbackRequest.FromString,
+                    response_serializer=symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -204,6 +269,33 @@ class ContextService:
             _registered_method=True)
 
     @staticmethod
+    def GetMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.context.v1.ContextService/GetMemory',
+            symbi_dot_context_dot_v1_dot_context__pb2.GetMemoryRequest.SerializeToString,
+            symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def SearchKnowledge(request,
             target,
             options=(),
@@ -258,6 +350,33 @@ class ContextService:
             _registered_method=True)
 
     @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.context.v1.ContextService/GetDocument',
+            symbi_dot_context_dot_v1_dot_context__pb2.GetDocumentRequest.SerializeToString,
+            symbi_dot_context_dot_v1_dot_context__pb2.Document.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Ask(request,
             target,
             options=(),
@@ -301,6 +420,60 @@ class ContextService:
             '/symbi.context.v1.ContextService/Forget',
             symbi_dot_context_dot_v1_dot_context__pb2.ForgetRequest.SerializeToString,
             symbi_dot_context_dot_v1_dot_context__pb2.ForgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.context.v1.ContextService/ShareMemory',
+            symbi_dot_context_dot_v1_dot_context__pb2.ShareMemoryRequest.SerializeToString,
+            symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.context.v1.ContextService/Feedback',
+            symbi_dot_context_dot_v1_dot_context__pb2.FeedbackRequest.SerializeToString,
+            symbi_dot_context_dot_v1_dot_context__pb2.MemoryItem.FromString,
             options,
             channel_credentials,
             insecure,
