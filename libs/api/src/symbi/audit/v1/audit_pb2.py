@@ -26,45 +26,55 @@ from symbi.bus.v1 import events_pb2 as symbi_dot_bus_dot_v1_dot_events__pb2
 from symbi.common.v1 import common_pb2 as symbi_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asymbi/audit/v1/audit.proto\x12\x0esymbi.audit.v1\x1a\x19symbi/bus/v1/events.proto\x1a\x1csymbi/common/v1/common.proto\"\xb8\x01\n\x08LogEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.symbi.bus.v1.AuditEvent\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x12\n\nchain_hash\x18\x04 \x01(\x0c\x12\x1b\n\x13publisher_signature\x18\x05 \x01(\x0c\x12\x18\n\x10publisher_key_id\x18\x06 \x01(\t\x12\x16\n\x0e\x61ppended_at_ms\x18\x07 \x01(\x03\"\xa1\x01\n\x0cQueryRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x10\n\x08since_ms\x18\x04 \x01(\x03\x12\x10\n\x08until_ms\x18\x05 \x01(\x03\x12\x0c\n\x04text\x18\x06 \x01(\t\x12*\n\x04page\x18\x07 \x01(\x0b\x32\x1c.symbi.common.v1.PageRequest\"g\n\rQueryResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.symbi.audit.v1.LogEntry\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.symbi.common.v1.PageResponse\"=\n\x0fGetEventRequest\x12\x12\n\x08\x65vent_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05index\x18\x02 \x01(\x04H\x00\x42\x05\n\x03key\"\x16\n\x14GetCheckpointRequest\"W\n\nCheckpoint\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bsigned_note\x18\x04 \x01(\t\"Z\n\x18GetInclusionProofRequest\x12\x12\n\x08\x65vent_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05index\x18\x02 \x01(\x04H\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"h\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\x12\x11\n\troot_hash\x18\x05 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"j\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x10\n\x08old_root\x18\x04 \x01(\x0c\x12\x10\n\x08new_root\x18\x05 \x01(\x0c\"5\n\rVerifyRequest\x12\x12\n\nfrom_index\x18\x01 \x01(\x04\x12\x10\n\x08to_index\x18\x02 \x01(\x04\"W\n\x0eVerifyResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x63hecked\x18\x02 \x01(\x04\x12\x17\n\x0f\x66irst_bad_entry\x18\x03 \x01(\t\x12\x0f\n\x07problem\x18\x04 \x01(\t\"3\n\rExportRequest\x12\x10\n\x08since_ms\x18\x01 \x01(\x03\x12\x10\n\x08until_ms\x18\x02 \x01(\x03\"\x1b\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"C\n\rReportRequest\x12\x10\n\x08since_ms\x18\x01 \x01(\x03\x12\x10\n\x08until_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"4\n\x0eReportResponse\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x32\xd5\x05\n\x0c\x41uditService\x12\x44\n\x05Query\x12\x1c.symbi.audit.v1.QueryRequest\x1a\x1d.symbi.audit.v1.QueryResponse\x12G\n\x0bQueryStream\x12\x1c.symbi.audit.v1.QueryRequest\x1a\x18.symbi.audit.v1.LogEntry0\x01\x12\x45\n\x08GetEvent\x12\x1f.symbi.audit.v1.GetEventRequest\x1a\x18.symbi.audit.v1.LogEntry\x12Q\n\rGetCheckpoint\x12$.symbi.audit.v1.GetCheckpointRequest\x1a\x1a.symbi.audit.v1.Checkpoint\x12]\n\x11GetInclusionProof\x12(.symbi.audit.v1.GetInclusionProofRequest\x1a\x1e.symbi.audit.v1.InclusionProof\x12\x63\n\x13GetConsistencyProof\x12*.symbi.audit.v1.GetConsistencyProofRequest\x1a .symbi.audit.v1.ConsistencyProof\x12G\n\x06Verify\x12\x1d.symbi.audit.v1.VerifyRequest\x1a\x1e.symbi.audit.v1.VerifyResponse\x12\x46\n\x06\x45xport\x12\x1d.symbi.audit.v1.ExportRequest\x1a\x1b.symbi.audit.v1.ExportChunk0\x01\x12G\n\x06Report\x12\x1d.symbi.audit.v1.ReportRequest\x1a\x1e.symbi.audit.v1.ReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asymbi/audit/v1/audit.proto\x12\x0esymbi.audit.v1\x1a\x19symbi/bus/v1/events.proto\x1a\x1csymbi/common/v1/common.proto\"\xaf\x02\n\x08LogEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\'\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.symbi.bus.v1.AuditEvent\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x12\n\nchain_hash\x18\x04 \x01(\x0c\x12\x1b\n\x13publisher_signature\x18\x05 \x01(\x0c\x12\x18\n\x10publisher_key_id\x18\x06 \x01(\t\x12\x16\n\x0e\x61ppended_at_ms\x18\x07 \x01(\x03\x12\x39\n\x10publisher_status\x18\x08 \x01(\x0e\x32\x1f.symbi.audit.v1.PublisherStatus\x12\x11\n\tpublisher\x18\t \x01(\t\x12\x0e\n\x06sender\x18\n \x01(\t\x12\x17\n\x0f\x63\x61nonical_event\x18\x0b \x01(\x0c\"\xbb\x02\n\x0cQueryRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x10\n\x08since_ms\x18\x04 \x01(\x03\x12\x10\n\x08until_ms\x18\x05 \x01(\x03\x12\x0c\n\x04text\x18\x06 \x01(\t\x12*\n\x04page\x18\x07 \x01(\x0b\x32\x1c.symbi.common.v1.PageRequest\x12\x13\n\x0b\x65vent_types\x18\x08 \x03(\t\x12\x16\n\x0e\x63ompliance_tag\x18\t \x01(\t\x12\x12\n\ndescending\x18\n \x01(\x08\x12\x39\n\x10publisher_status\x18\x0b \x01(\x0e\x32\x1f.symbi.audit.v1.PublisherStatus\x12\x0e\n\x06\x66ollow\x18\x0c \x01(\x08\x12\x0c\n\x04last\x18\r \x01(\r\"g\n\rQueryResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.symbi.audit.v1.LogEntry\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.symbi.common.v1.PageResponse\"=\n\x0fGetEventRequest\x12\x12\n\x08\x65vent_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05index\x18\x02 \x01(\x04H\x00\x42\x05\n\x03key\"8\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x04\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"h\n\nCheckpoint\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bsigned_note\x18\x04 \x01(\t\x12\x0f\n\x07log_key\x18\x05 \x01(\t\"Z\n\x18GetInclusionProofRequest\x12\x12\n\x08\x65vent_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05index\x18\x02 \x01(\x04H\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"\x81\x01\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\x12\x11\n\troot_hash\x18\x05 \x01(\x0c\x12\x17\n\x0f\x63heckpoint_note\x18\x06 \x01(\t\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\xa4\x01\n\x10\x43onsistencyProof\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x10\n\x08old_root\x18\x04 \x01(\x0c\x12\x10\n\x08new_root\x18\x05 \x01(\x0c\x12\x1b\n\x13old_checkpoint_note\x18\x06 \x01(\t\x12\x1b\n\x13new_checkpoint_note\x18\x07 \x01(\t\"5\n\rVerifyRequest\x12\x12\n\nfrom_index\x18\x01 \x01(\x04\x12\x10\n\x08to_index\x18\x02 \x01(\x04\"\x9a\x01\n\x0eVerifyResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x63hecked\x18\x02 \x01(\x04\x12\x17\n\x0f\x66irst_bad_entry\x18\x03 \x01(\t\x12\x0f\n\x07problem\x18\x04 \x01(\t\x12\x12\n\nfrom_index\x18\x05 \x01(\x04\x12\x10\n\x08to_index\x18\x06 \x01(\x04\x12\x1b\n\x13\x63heckpoints_checked\x18\x07 \x01(\x04\"]\n\rExportRequest\x12\x10\n\x08since_ms\x18\x01 \x01(\x03\x12\x10\n\x08until_ms\x18\x02 \x01(\x03\x12\x18\n\x0bstart_index\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x0e\n\x0c_start_index\"^\n\nExportInfo\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x04\x12\x13\n\x0b\x63heckpoints\x18\x04 \x01(\r\x12\x0f\n\x07log_key\x18\x05 \x01(\t\"E\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12(\n\x04info\x18\x02 \x01(\x0b\x32\x1a.symbi.audit.v1.ExportInfo\"C\n\rReportRequest\x12\x10\n\x08since_ms\x18\x01 \x01(\x03\x12\x10\n\x08until_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"4\n\x0eReportResponse\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\"\x12\n\x10GetStatusRequest\"{\n\x0bIngestStats\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x04\x12\x12\n\nduplicates\x18\x02 \x01(\x04\x12\x12\n\nunverified\x18\x03 \x01(\x04\x12\x11\n\tmalformed\x18\x04 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x05 \x01(\x04\x12\x10\n\x08\x63onsumer\x18\x06 \x01(\t\"\xca\x01\n\tLogStatus\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x17\n\x0f\x61rchived_before\x18\x04 \x01(\x04\x12\x35\n\x11latest_checkpoint\x18\x05 \x01(\x0b\x32\x1a.symbi.audit.v1.Checkpoint\x12\x0f\n\x07log_key\x18\x06 \x01(\t\x12+\n\x06ingest\x18\x07 \x01(\x0b\x32\x1b.symbi.audit.v1.IngestStats*\xb7\x01\n\x0fPublisherStatus\x12 \n\x1cPUBLISHER_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PUBLISHER_STATUS_VERIFIED\x10\x01\x12\x1d\n\x19PUBLISHER_STATUS_UNSIGNED\x10\x02\x12 \n\x1cPUBLISHER_STATUS_UNKNOWN_KEY\x10\x03\x12\"\n\x1ePUBLISHER_STATUS_BAD_SIGNATURE\x10\x04\x32\x9f\x06\n\x0c\x41uditService\x12\x44\n\x05Query\x12\x1c.symbi.audit.v1.QueryRequest\x1a\x1d.symbi.audit.v1.QueryResponse\x12G\n\x0bQueryStream\x12\x1c.symbi.audit.v1.QueryRequest\x1a\x18.symbi.audit.v1.LogEntry0\x01\x12\x45\n\x08GetEvent\x12\x1f.symbi.audit.v1.GetEventRequest\x1a\x18.symbi.audit.v1.LogEntry\x12Q\n\rGetCheckpoint\x12$.symbi.audit.v1.GetCheckpointRequest\x1a\x1a.symbi.audit.v1.Checkpoint\x12]\n\x11GetInclusionProof\x12(.symbi.audit.v1.GetInclusionProofRequest\x1a\x1e.symbi.audit.v1.InclusionProof\x12\x63\n\x13GetConsistencyProof\x12*.symbi.audit.v1.GetConsistencyProofRequest\x1a .symbi.audit.v1.ConsistencyProof\x12G\n\x06Verify\x12\x1d.symbi.audit.v1.VerifyRequest\x1a\x1e.symbi.audit.v1.VerifyResponse\x12\x46\n\x06\x45xport\x12\x1d.symbi.audit.v1.ExportRequest\x1a\x1b.symbi.audit.v1.ExportChunk0\x01\x12G\n\x06Report\x12\x1d.symbi.audit.v1.ReportRequest\x1a\x1e.symbi.audit.v1.ReportResponse\x12H\n\tGetStatus\x12 .symbi.audit.v1.GetStatusRequest\x1a\x19.symbi.audit.v1.LogStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'symbi.audit.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PUBLISHERSTATUS']._serialized_start=2464
+  _globals['_PUBLISHERSTATUS']._serialized_end=2647
   _globals['_LOGENTRY']._serialized_start=104
-  _globals['_LOGENTRY']._serialized_end=288
-  _globals['_QUERYREQUEST']._serialized_start=291
-  _globals['_QUERYREQUEST']._serialized_end=452
-  _globals['_QUERYRESPONSE']._serialized_start=454
-  _globals['_QUERYRESPONSE']._serialized_end=557
-  _globals['_GETEVENTREQUEST']._serialized_start=559
-  _globals['_GETEVENTREQUEST']._serialized_end=620
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=622
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=644
-  _globals['_CHECKPOINT']._serialized_start=646
-  _globals['_CHECKPOINT']._serialized_end=733
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=735
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=825
-  _globals['_INCLUSIONPROOF']._serialized_start=827
-  _globals['_INCLUSIONPROOF']._serialized_end=931
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=933
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=997
-  _globals['_CONSISTENCYPROOF']._serialized_start=999
-  _globals['_CONSISTENCYPROOF']._serialized_end=1105
-  _globals['_VERIFYREQUEST']._serialized_start=1107
-  _globals['_VERIFYREQUEST']._serialized_end=1160
-  _globals['_VERIFYRESPONSE']._serialized_start=1162
-  _globals['_VERIFYRESPONSE']._serialized_end=1249
-  _globals['_EXPORTREQUEST']._serialized_start=1251
-  _globals['_EXPORTREQUEST']._serialized_end=1302
-  _globals['_EXPORTCHUNK']._serialized_start=1304
-  _globals['_EXPORTCHUNK']._serialized_end=1331
-  _globals['_REPORTREQUEST']._serialized_start=1333
-  _globals['_REPORTREQUEST']._serialized_end=1400
-  _globals['_REPORTRESPONSE']._serialized_start=1402
-  _globals['_REPORTRESPONSE']._serialized_end=1454
-  _globals['_AUDITSERVICE']._serialized_start=1457
-  _globals['_AUDITSERVICE']._serialized_end=2182
+  _globals['_LOGENTRY']._serialized_end=407
+  _globals['_QUERYREQUEST']._serialized_start=410
+  _globals['_QUERYREQUEST']._serialized_end=725
+  _globals['_QUERYRESPONSE']._serialized_start=727
+  _globals['_QUERYRESPONSE']._serialized_end=830
+  _globals['_GETEVENTREQUEST']._serialized_start=832
+  _globals['_GETEVENTREQUEST']._serialized_end=893
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=895
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=951
+  _globals['_CHECKPOINT']._serialized_start=953
+  _globals['_CHECKPOINT']._serialized_end=1057
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1059
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1149
+  _globals['_INCLUSIONPROOF']._serialized_start=1152
+  _globals['_INCLUSIONPROOF']._serialized_end=1281
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1283
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1347
+  _globals['_CONSISTENCYPROOF']._serialized_start=1350
+  _globals['_CONSISTENCYPROOF']._serialized_end=1514
+  _globals['_VERIFYREQUEST']._serialized_start=1516
+  _globals['_VERIFYREQUEST']._serialized_end=1569
+  _globals['_VERIFYRESPONSE']._serialized_start=1572
+  _globals['_VERIFYRESPONSE']._serialized_end=1726
+  _globals['_EXPORTREQUEST']._serialized_start=1728
+  _globals['_EXPORTREQUEST']._serialized_end=1821
+  _globals['_EXPORTINFO']._serialized_start=1823
+  _globals['_EXPORTINFO']._serialized_end=1917
+  _globals['_EXPORTCHUNK']._serialized_start=1919
+  _globals['_EXPORTCHUNK']._serialized_end=1988
+  _globals['_REPORTREQUEST']._serialized_start=1990
+  _globals['_REPORTREQUEST']._serialized_end=2057
+  _globals['_REPORTRESPONSE']._serialized_start=2059
+  _globals['_REPORTRESPONSE']._serialized_end=2111
+  _globals['_GETSTATUSREQUEST']._serialized_start=2113
+  _globals['_GETSTATUSREQUEST']._serialized_end=2131
+  _globals['_INGESTSTATS']._serialized_start=2133
+  _globals['_INGESTSTATS']._serialized_end=2256
+  _globals['_LOGSTATUS']._serialized_start=2259
+  _globals['_LOGSTATUS']._serialized_end=2461
+  _globals['_AUDITSERVICE']._serialized_start=2650
+  _globals['_AUDITSERVICE']._serialized_end=3449
 # @@protoc_insertion_point(module_scope)

@@ -79,19 +79,26 @@ class AuditServiceStub:
                 request_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ReportRequest.SerializeToString,
                 response_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ReportResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/symbi.audit.v1.AuditService/GetStatus',
+                request_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.LogStatus.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Query(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One page of entries matching the filters.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def QueryStream(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every matching entry; with `follow`, then every new matching entry as it is appended.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -121,19 +128,28 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Verify(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Re-hash stored entries and check chain, tree and the signed checkpoints in a range.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Export(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A self-contained export (JSON Lines) that `symbi audit verify` checks offline.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Report(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatus(self, request, context):
+        """Size, head, log key and ingest counters of this replica's log.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -185,6 +201,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.Report,
                     request_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ReportRequest.FromString,
                     response_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ReportResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.GetStatusRequest.FromString,
+                    response_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.LogStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +451,33 @@ class AuditService:
             '/symbi.audit.v1.AuditService/Report',
             symbi_dot_audit_dot_v1_dot_audit__pb2.ReportRequest.SerializeToString,
             symbi_dot_audit_dot_v1_dot_audit__pb2.ReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.audit.v1.AuditService/GetStatus',
+            symbi_dot_audit_dot_v1_dot_audit__pb2.GetStatusRequest.SerializeToString,
+            symbi_dot_audit_dot_v1_dot_audit__pb2.LogStatus.FromString,
             options,
             channel_credentials,
             insecure,
