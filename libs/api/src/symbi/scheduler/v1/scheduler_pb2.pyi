@@ -28,7 +28,7 @@ TASK_STATE_CANCELLED: TaskState
 TASK_STATE_PREEMPTED: TaskState
 
 class ScheduleAgentRequest(_message.Message):
-    __slots__ = ("agent_id", "priority", "limits", "tier", "node_selector", "image", "command", "env", "code", "task_id")
+    __slots__ = ("agent_id", "priority", "limits", "tier", "node_selector", "image", "command", "env", "code", "task_id", "preemptible", "network", "metadata")
     class NodeSelectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,13 @@ class ScheduleAgentRequest(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +60,9 @@ class ScheduleAgentRequest(_message.Message):
     ENV_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIBLE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     priority: _common_pb2.Priority
     limits: _common_pb2.ResourceLimits
@@ -63,7 +73,10 @@ class ScheduleAgentRequest(_message.Message):
     env: _containers.ScalarMap[str, str]
     code: bytes
     task_id: str
-    def __init__(self, agent_id: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., limits: _Optional[_Union[_common_pb2.ResourceLimits, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.SandboxTier, str]] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., code: _Optional[bytes] = ..., task_id: _Optional[str] = ...) -> None: ...
+    preemptible: bool
+    network: bool
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, agent_id: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., limits: _Optional[_Union[_common_pb2.ResourceLimits, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.SandboxTier, str]] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., code: _Optional[bytes] = ..., task_id: _Optional[str] = ..., preemptible: _Optional[bool] = ..., network: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScheduleAgentResponse(_message.Message):
     __slots__ = ("task",)
@@ -72,7 +85,14 @@ class ScheduleAgentResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "agent_id", "state", "priority", "node_id", "attempt", "reason", "submitted_at_ms", "updated_at_ms", "exit_code")
+    __slots__ = ("task_id", "agent_id", "state", "priority", "node_id", "attempt", "reason", "submitted_at_ms", "updated_at_ms", "exit_code", "dispatch_id", "preempts", "tier", "limits", "node_selector", "preemptible", "started_at_ms", "preemptions", "node_losses", "has_exit_code")
+    class NodeSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +103,16 @@ class Task(_message.Message):
     SUBMITTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    NODE_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIBLE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIONS_FIELD_NUMBER: _ClassVar[int]
+    NODE_LOSSES_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     agent_id: str
     state: TaskState
@@ -93,7 +123,17 @@ class Task(_message.Message):
     submitted_at_ms: int
     updated_at_ms: int
     exit_code: int
-    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., node_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ..., submitted_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., exit_code: _Optional[int] = ...) -> None: ...
+    dispatch_id: str
+    preempts: _containers.RepeatedScalarFieldContainer[str]
+    tier: _common_pb2.SandboxTier
+    limits: _common_pb2.ResourceLimits
+    node_selector: _containers.ScalarMap[str, str]
+    preemptible: bool
+    started_at_ms: int
+    preemptions: int
+    node_losses: int
+    has_exit_code: bool
+    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., node_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ..., submitted_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., exit_code: _Optional[int] = ..., dispatch_id: _Optional[str] = ..., preempts: _Optional[_Iterable[str]] = ..., tier: _Optional[_Union[_common_pb2.SandboxTier, str]] = ..., limits: _Optional[_Union[_common_pb2.ResourceLimits, _Mapping]] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., preemptible: _Optional[bool] = ..., started_at_ms: _Optional[int] = ..., preemptions: _Optional[int] = ..., node_losses: _Optional[int] = ..., has_exit_code: _Optional[bool] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("task_id", "reason")
@@ -115,12 +155,28 @@ class GetTaskRequest(_message.Message):
     task_id: str
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
+class ListTasksRequest(_message.Message):
+    __slots__ = ("state", "limit")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    state: TaskState
+    limit: int
+    def __init__(self, state: _Optional[_Union[TaskState, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListTasksResponse(_message.Message):
+    __slots__ = ("tasks", "total")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    total: int
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class GetSystemStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class SystemStatus(_message.Message):
-    __slots__ = ("queue_depth", "nodes_ready", "nodes_unreachable", "running_tasks", "memory_utilisation", "cpu_utilisation", "decisions_per_second", "leader", "leader_id")
+    __slots__ = ("queue_depth", "nodes_ready", "nodes_unreachable", "running_tasks", "memory_utilisation", "cpu_utilisation", "decisions_per_second", "leader", "leader_id", "instance_id", "queued_total", "dispatched_tasks", "stopping_tasks", "nodes_total", "disk_io_utilisation", "network_io_utilisation", "decisions_total", "preemptions_total", "preemptions_in_window", "failed_total", "journal_position", "term", "decision_p50_ms", "decision_p99_ms", "strategy")
     class QueueDepthEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +193,22 @@ class SystemStatus(_message.Message):
     DECISIONS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DISPATCHED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    STOPPING_TASKS_FIELD_NUMBER: _ClassVar[int]
+    NODES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DISK_IO_UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_IO_UTILISATION_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIONS_IN_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    FAILED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_POSITION_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    DECISION_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     queue_depth: _containers.ScalarMap[str, int]
     nodes_ready: int
     nodes_unreachable: int
@@ -146,10 +218,26 @@ class SystemStatus(_message.Message):
     decisions_per_second: float
     leader: bool
     leader_id: str
-    def __init__(self, queue_depth: _Optional[_Mapping[str, int]] = ..., nodes_ready: _Optional[int] = ..., nodes_unreachable: _Optional[int] = ..., running_tasks: _Optional[int] = ..., memory_utilisation: _Optional[float] = ..., cpu_utilisation: _Optional[float] = ..., decisions_per_second: _Optional[float] = ..., leader: _Optional[bool] = ..., leader_id: _Optional[str] = ...) -> None: ...
+    instance_id: str
+    queued_total: int
+    dispatched_tasks: int
+    stopping_tasks: int
+    nodes_total: int
+    disk_io_utilisation: float
+    network_io_utilisation: float
+    decisions_total: int
+    preemptions_total: int
+    preemptions_in_window: int
+    failed_total: int
+    journal_position: int
+    term: int
+    decision_p50_ms: float
+    decision_p99_ms: float
+    strategy: str
+    def __init__(self, queue_depth: _Optional[_Mapping[str, int]] = ..., nodes_ready: _Optional[int] = ..., nodes_unreachable: _Optional[int] = ..., running_tasks: _Optional[int] = ..., memory_utilisation: _Optional[float] = ..., cpu_utilisation: _Optional[float] = ..., decisions_per_second: _Optional[float] = ..., leader: _Optional[bool] = ..., leader_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., queued_total: _Optional[int] = ..., dispatched_tasks: _Optional[int] = ..., stopping_tasks: _Optional[int] = ..., nodes_total: _Optional[int] = ..., disk_io_utilisation: _Optional[float] = ..., network_io_utilisation: _Optional[float] = ..., decisions_total: _Optional[int] = ..., preemptions_total: _Optional[int] = ..., preemptions_in_window: _Optional[int] = ..., failed_total: _Optional[int] = ..., journal_position: _Optional[int] = ..., term: _Optional[int] = ..., decision_p50_ms: _Optional[float] = ..., decision_p99_ms: _Optional[float] = ..., strategy: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("node_id", "reachable", "memory_total_mb", "memory_free_mb", "cpu_total_millicores", "cpu_free_millicores", "running_tasks", "tiers", "labels", "last_heartbeat_ms")
+    __slots__ = ("node_id", "reachable", "memory_total_mb", "memory_free_mb", "cpu_total_millicores", "cpu_free_millicores", "running_tasks", "tiers", "labels", "last_heartbeat_ms", "accepting", "max_tasks", "disk_io_total_mbps", "disk_io_free_mbps", "network_io_total_mbps", "network_io_free_mbps")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +255,12 @@ class Node(_message.Message):
     TIERS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_MS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTING_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    DISK_IO_TOTAL_MBPS_FIELD_NUMBER: _ClassVar[int]
+    DISK_IO_FREE_MBPS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_IO_TOTAL_MBPS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_IO_FREE_MBPS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     reachable: bool
     memory_total_mb: int
@@ -177,7 +271,13 @@ class Node(_message.Message):
     tiers: _containers.RepeatedScalarFieldContainer[_common_pb2.SandboxTier]
     labels: _containers.ScalarMap[str, str]
     last_heartbeat_ms: int
-    def __init__(self, node_id: _Optional[str] = ..., reachable: _Optional[bool] = ..., memory_total_mb: _Optional[int] = ..., memory_free_mb: _Optional[int] = ..., cpu_total_millicores: _Optional[int] = ..., cpu_free_millicores: _Optional[int] = ..., running_tasks: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[_common_pb2.SandboxTier, str]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., last_heartbeat_ms: _Optional[int] = ...) -> None: ...
+    accepting: bool
+    max_tasks: int
+    disk_io_total_mbps: int
+    disk_io_free_mbps: int
+    network_io_total_mbps: int
+    network_io_free_mbps: int
+    def __init__(self, node_id: _Optional[str] = ..., reachable: _Optional[bool] = ..., memory_total_mb: _Optional[int] = ..., memory_free_mb: _Optional[int] = ..., cpu_total_millicores: _Optional[int] = ..., cpu_free_millicores: _Optional[int] = ..., running_tasks: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[_common_pb2.SandboxTier, str]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., last_heartbeat_ms: _Optional[int] = ..., accepting: _Optional[bool] = ..., max_tasks: _Optional[int] = ..., disk_io_total_mbps: _Optional[int] = ..., disk_io_free_mbps: _Optional[int] = ..., network_io_total_mbps: _Optional[int] = ..., network_io_free_mbps: _Optional[int] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
     __slots__ = ()
@@ -189,9 +289,27 @@ class ListNodesResponse(_message.Message):
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
     def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
 
+class RemoveNodeRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class RemoveNodeResponse(_message.Message):
+    __slots__ = ("requeued", "failed")
+    REQUEUED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    requeued: _containers.RepeatedScalarFieldContainer[str]
+    failed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, requeued: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class WatchQueueRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("agent_id", "snapshot")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    snapshot: bool
+    def __init__(self, agent_id: _Optional[str] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class QueueEvent(_message.Message):
     __slots__ = ("task", "event", "timestamp_ms")
@@ -202,3 +320,26 @@ class QueueEvent(_message.Message):
     event: str
     timestamp_ms: int
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., event: _Optional[str] = ..., timestamp_ms: _Optional[int] = ...) -> None: ...
+
+class RunSpec(_message.Message):
+    __slots__ = ("image", "command", "env", "code", "network", "max_processes")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
+    code: bytes
+    network: bool
+    max_processes: int
+    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., code: _Optional[bytes] = ..., network: _Optional[bool] = ..., max_processes: _Optional[int] = ...) -> None: ...

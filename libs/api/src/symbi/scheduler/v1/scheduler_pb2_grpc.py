@@ -26,7 +26,11 @@ if _version_not_supported:
 
 
 class SchedulerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Several scheduler processes may run; one is active (the leader). A standby forwards
+    ScheduleAgent, Cancel, GetTask, ListTasks and RemoveNode to the leader; GetSystemStatus and
+    ListNodes answer from the process asked (standbys track nodes too); WatchQueue streams only
+    from the leader (UNAVAILABLE on a standby, naming the leader).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -49,6 +53,11 @@ class SchedulerServiceStub:
                 request_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.GetTaskRequest.SerializeToString,
                 response_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.Task.FromString,
                 _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/symbi.scheduler.v1.SchedulerService/ListTasks',
+                request_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
         self.GetSystemStatus = channel.unary_unary(
                 '/symbi.scheduler.v1.SchedulerService/GetSystemStatus',
                 request_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.GetSystemStatusRequest.SerializeToString,
@@ -59,6 +68,11 @@ class SchedulerServiceStub:
                 request_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesRequest.SerializeToString,
                 response_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesResponse.FromString,
                 _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/symbi.scheduler.v1.SchedulerService/RemoveNode',
+                request_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveNodeResponse.FromString,
+                _registered_method=True)
         self.WatchQueue = channel.unary_stream(
                 '/symbi.scheduler.v1.SchedulerService/WatchQueue',
                 request_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.WatchQueueRequest.SerializeToString,
@@ -67,7 +81,11 @@ class SchedulerServiceStub:
 
 
 class SchedulerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Several scheduler processes may run; one is active (the leader). A standby forwards
+    ScheduleAgent, Cancel, GetTask, ListTasks and RemoveNode to the leader; GetSystemStatus and
+    ListNodes answer from the process asked (standbys track nodes too); WatchQueue streams only
+    from the leader (UNAVAILABLE on a standby, naming the leader).
+    """
 
     def ScheduleAgent(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -87,6 +105,12 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSystemStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -94,6 +118,12 @@ class SchedulerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListNodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,6 +153,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     request_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.GetTaskRequest.FromString,
                     response_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.Task.SerializeToString,
             ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTasksRequest.FromString,
+                    response_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTasksResponse.SerializeToString,
+            ),
             'GetSystemStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSystemStatus,
                     request_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.GetSystemStatusRequest.FromString,
@@ -132,6 +167,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ListNodes,
                     request_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesRequest.FromString,
                     response_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveNodeRequest.FromString,
+                    response_serializer=symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveNodeResponse.SerializeToString,
             ),
             'WatchQueue': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchQueue,
@@ -147,7 +187,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SchedulerService:
-    """Missing associated documentation comment in .proto file."""
+    """Several scheduler processes may run; one is active (the leader). A standby forwards
+    ScheduleAgent, Cancel, GetTask, ListTasks and RemoveNode to the leader; GetSystemStatus and
+    ListNodes answer from the process asked (standbys track nodes too); WatchQueue streams only
+    from the leader (UNAVAILABLE on a standby, naming the leader).
+    """
 
     @staticmethod
     def ScheduleAgent(request,
@@ -231,6 +275,33 @@ class SchedulerService:
             _registered_method=True)
 
     @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.scheduler.v1.SchedulerService/ListTasks',
+            symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTasksRequest.SerializeToString,
+            symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetSystemStatus(request,
             target,
             options=(),
@@ -274,6 +345,33 @@ class SchedulerService:
             '/symbi.scheduler.v1.SchedulerService/ListNodes',
             symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesRequest.SerializeToString,
             symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.scheduler.v1.SchedulerService/RemoveNode',
+            symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveNodeRequest.SerializeToString,
+            symbi_dot_scheduler_dot_v1_dot_scheduler__pb2.RemoveNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

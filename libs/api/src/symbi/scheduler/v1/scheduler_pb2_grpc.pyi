@@ -27,6 +27,12 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SchedulerServiceStub:
+    """Several scheduler processes may run; one is active (the leader). A standby forwards
+    ScheduleAgent, Cancel, GetTask, ListTasks and RemoveNode to the leader; GetSystemStatus and
+    ListNodes answer from the process asked (standbys track nodes too); WatchQueue streams only
+    from the leader (UNAVAILABLE on a standby, naming the leader).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -34,21 +40,37 @@ class SchedulerServiceStub:
     ScheduleAgent: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ScheduleAgentRequest, _scheduler_pb2.ScheduleAgentResponse]
     Cancel: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.CancelRequest, _scheduler_pb2.CancelResponse]
     GetTask: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.GetTaskRequest, _scheduler_pb2.Task]
+    ListTasks: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListTasksRequest, _scheduler_pb2.ListTasksResponse]
     GetSystemStatus: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.GetSystemStatusRequest, _scheduler_pb2.SystemStatus]
     ListNodes: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListNodesRequest, _scheduler_pb2.ListNodesResponse]
+    RemoveNode: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.RemoveNodeRequest, _scheduler_pb2.RemoveNodeResponse]
     WatchQueue: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.WatchQueueRequest, _scheduler_pb2.QueueEvent]
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
+    """Several scheduler processes may run; one is active (the leader). A standby forwards
+    ScheduleAgent, Cancel, GetTask, ListTasks and RemoveNode to the leader; GetSystemStatus and
+    ListNodes answer from the process asked (standbys track nodes too); WatchQueue streams only
+    from the leader (UNAVAILABLE on a standby, naming the leader).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     ScheduleAgent: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ScheduleAgentRequest, _scheduler_pb2.ScheduleAgentResponse]  # type: ignore[assignment]
     Cancel: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.CancelRequest, _scheduler_pb2.CancelResponse]  # type: ignore[assignment]
     GetTask: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.GetTaskRequest, _scheduler_pb2.Task]  # type: ignore[assignment]
+    ListTasks: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListTasksRequest, _scheduler_pb2.ListTasksResponse]  # type: ignore[assignment]
     GetSystemStatus: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.GetSystemStatusRequest, _scheduler_pb2.SystemStatus]  # type: ignore[assignment]
     ListNodes: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListNodesRequest, _scheduler_pb2.ListNodesResponse]  # type: ignore[assignment]
+    RemoveNode: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.RemoveNodeRequest, _scheduler_pb2.RemoveNodeResponse]  # type: ignore[assignment]
     WatchQueue: _aio.UnaryStreamMultiCallable[_scheduler_pb2.WatchQueueRequest, _scheduler_pb2.QueueEvent]  # type: ignore[assignment]
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Several scheduler processes may run; one is active (the leader). A standby forwards
+    ScheduleAgent, Cancel, GetTask, ListTasks and RemoveNode to the leader; GetSystemStatus and
+    ListNodes answer from the process asked (standbys track nodes too); WatchQueue streams only
+    from the leader (UNAVAILABLE on a standby, naming the leader).
+    """
+
     @_abc_1.abstractmethod
     def ScheduleAgent(
         self,
@@ -71,6 +93,13 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_scheduler_pb2.Task, _abc.Awaitable[_scheduler_pb2.Task]]: ...
 
     @_abc_1.abstractmethod
+    def ListTasks(
+        self,
+        request: _scheduler_pb2.ListTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.ListTasksResponse, _abc.Awaitable[_scheduler_pb2.ListTasksResponse]]: ...
+
+    @_abc_1.abstractmethod
     def GetSystemStatus(
         self,
         request: _scheduler_pb2.GetSystemStatusRequest,
@@ -83,6 +112,13 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.ListNodesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.ListNodesResponse, _abc.Awaitable[_scheduler_pb2.ListNodesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveNode(
+        self,
+        request: _scheduler_pb2.RemoveNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.RemoveNodeResponse, _abc.Awaitable[_scheduler_pb2.RemoveNodeResponse]]: ...
 
     @_abc_1.abstractmethod
     def WatchQueue(
