@@ -26,15 +26,15 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from symbi.common.v1 import common_pb2 as symbi_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csymbi/policy/v1/policy.proto\x12\x0fsymbi.policy.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1csymbi/common/v1/common.proto\"%\n\tEntityRef\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x86\x01\n\x06\x45ntity\x12\'\n\x03uid\x18\x01 \x01(\x0b\x32\x1a.symbi.policy.v1.EntityRef\x12&\n\x05\x61ttrs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x07parents\x18\x03 \x03(\x0b\x32\x1a.symbi.policy.v1.EntityRef\"\xd8\x01\n\x14\x41uthorizationRequest\x12-\n\tprincipal\x18\x01 \x01(\x0b\x32\x1a.symbi.policy.v1.EntityRef\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12,\n\x08resource\x18\x03 \x01(\x0b\x32\x1a.symbi.policy.v1.EntityRef\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08\x65ntities\x18\x05 \x03(\x0b\x32\x17.symbi.policy.v1.Entity\"\xc4\x01\n\x0e\x44\x65\x63isionResult\x12+\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x19.symbi.policy.v1.Decision\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12\x12\n\nconditions\x18\x03 \x03(\t\x12\x10\n\x08policies\x18\x04 \x03(\t\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x18\n\x10\x65ntities_version\x18\x07 \x01(\x04\x12\x13\n\x0b\x66\x61il_closed\x18\x08 \x01(\x08\"I\n\x0f\x45valuateRequest\x12\x36\n\x07request\x18\x01 \x01(\x0b\x32%.symbi.policy.v1.AuthorizationRequest\"C\n\x10\x45valuateResponse\x12/\n\x06result\x18\x01 \x01(\x0b\x32\x1f.symbi.policy.v1.DecisionResult\"O\n\x14\x45valuateBatchRequest\x12\x37\n\x08requests\x18\x01 \x03(\x0b\x32%.symbi.policy.v1.AuthorizationRequest\"I\n\x15\x45valuateBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.symbi.policy.v1.DecisionResult\"p\n\x06Policy\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x15\n\rupdated_at_ms\x18\x04 \x01(\x03\x12\x12\n\nupdated_by\x18\x05 \x01(\t\x12\x0e\n\x06origin\x18\x06 \x01(\t\"b\n\x10PutPolicyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"<\n\x11PutPolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.symbi.policy.v1.Policy\"\x1e\n\x10GetPolicyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x13ListPoliciesRequest\x12*\n\x04page\x18\x01 \x01(\x0b\x32\x1c.symbi.common.v1.PageRequest\"\x7f\n\x14ListPoliciesResponse\x12)\n\x08policies\x18\x01 \x03(\x0b\x32\x17.symbi.policy.v1.Policy\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.symbi.common.v1.PageResponse\x12\x0f\n\x07version\x18\x03 \x01(\x04\"!\n\x13\x44\x65letePolicyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\'\n\x14\x44\x65letePolicyResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"/\n\x0fValidateRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\"R\n\x10ValidateResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12/\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1f.symbi.common.v1.FieldViolation\"?\n\x12PutEntitiesRequest\x12)\n\x08\x65ntities\x18\x01 \x03(\x0b\x32\x17.symbi.policy.v1.Entity\"/\n\x13PutEntitiesResponse\x12\x18\n\x10\x65ntities_version\x18\x01 \x01(\x04\"A\n\x15\x44\x65leteEntitiesRequest\x12(\n\x04uids\x18\x01 \x03(\x0b\x32\x1a.symbi.policy.v1.EntityRef\"2\n\x16\x44\x65leteEntitiesResponse\x12\x18\n\x10\x65ntities_version\x18\x01 \x01(\x04*o\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x11\n\rDECISION_DENY\x10\x02\x12\"\n\x1e\x44\x45\x43ISION_ALLOW_WITH_CONDITIONS\x10\x03\x32\xa5\x06\n\rPolicyService\x12O\n\x08\x45valuate\x12 .symbi.policy.v1.EvaluateRequest\x1a!.symbi.policy.v1.EvaluateResponse\x12^\n\rEvaluateBatch\x12%.symbi.policy.v1.EvaluateBatchRequest\x1a&.symbi.policy.v1.EvaluateBatchResponse\x12R\n\tPutPolicy\x12!.symbi.policy.v1.PutPolicyRequest\x1a\".symbi.policy.v1.PutPolicyResponse\x12G\n\tGetPolicy\x12!.symbi.policy.v1.GetPolicyRequest\x1a\x17.symbi.policy.v1.Policy\x12[\n\x0cListPolicies\x12$.symbi.policy.v1.ListPoliciesRequest\x1a%.symbi.policy.v1.ListPoliciesResponse\x12[\n\x0c\x44\x65letePolicy\x12$.symbi.policy.v1.DeletePolicyRequest\x1a%.symbi.policy.v1.DeletePolicyResponse\x12O\n\x08Validate\x12 .symbi.policy.v1.ValidateRequest\x1a!.symbi.policy.v1.ValidateResponse\x12X\n\x0bPutEntities\x12#.symbi.policy.v1.PutEntitiesRequest\x1a$.symbi.policy.v1.PutEntitiesResponse\x12\x61\n\x0e\x44\x65leteEntities\x12&.symbi.policy.v1.DeleteEntitiesRequest\x1a\'.symbi.policy.v1.DeleteEntitiesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csymbi/policy/v1/policy.proto\x12\x0fsymbi.policy.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1csymbi/common/v1/common.proto\"%\n\tEntityRef\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x86\x01\n\x06\x45ntity\x12\'\n\x03uid\x18\x01 \x01(\x0b\x32\x1a.symbi.policy.v1.EntityRef\x12&\n\x05\x61ttrs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x07parents\x18\x03 \x03(\x0b\x32\x1a.symbi.policy.v1.EntityRef\"\xd8\x01\n\x14\x41uthorizationRequest\x12-\n\tprincipal\x18\x01 \x01(\x0b\x32\x1a.symbi.policy.v1.EntityRef\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12,\n\x08resource\x18\x03 \x01(\x0b\x32\x1a.symbi.policy.v1.EntityRef\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08\x65ntities\x18\x05 \x03(\x0b\x32\x17.symbi.policy.v1.Entity\"\xc4\x01\n\x0e\x44\x65\x63isionResult\x12+\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x19.symbi.policy.v1.Decision\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12\x12\n\nconditions\x18\x03 \x03(\t\x12\x10\n\x08policies\x18\x04 \x03(\t\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x18\n\x10\x65ntities_version\x18\x07 \x01(\x04\x12\x13\n\x0b\x66\x61il_closed\x18\x08 \x01(\x08\"I\n\x0f\x45valuateRequest\x12\x36\n\x07request\x18\x01 \x01(\x0b\x32%.symbi.policy.v1.AuthorizationRequest\"C\n\x10\x45valuateResponse\x12/\n\x06result\x18\x01 \x01(\x0b\x32\x1f.symbi.policy.v1.DecisionResult\"O\n\x14\x45valuateBatchRequest\x12\x37\n\x08requests\x18\x01 \x03(\x0b\x32%.symbi.policy.v1.AuthorizationRequest\"I\n\x15\x45valuateBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.symbi.policy.v1.DecisionResult\"p\n\x06Policy\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x15\n\rupdated_at_ms\x18\x04 \x01(\x03\x12\x12\n\nupdated_by\x18\x05 \x01(\t\x12\x0e\n\x06origin\x18\x06 \x01(\t\"r\n\x10PutPolicyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0e\n\x06origin\x18\x04 \x01(\tB\x13\n\x11_expected_version\"<\n\x11PutPolicyResponse\x12\'\n\x06policy\x18\x01 \x01(\x0b\x32\x17.symbi.policy.v1.Policy\"\x1e\n\x10GetPolicyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x13ListPoliciesRequest\x12*\n\x04page\x18\x01 \x01(\x0b\x32\x1c.symbi.common.v1.PageRequest\"\x7f\n\x14ListPoliciesResponse\x12)\n\x08policies\x18\x01 \x03(\x0b\x32\x17.symbi.policy.v1.Policy\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.symbi.common.v1.PageResponse\x12\x0f\n\x07version\x18\x03 \x01(\x04\"U\n\x13\x44\x65letePolicyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"\'\n\x14\x44\x65letePolicyResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"/\n\x0fValidateRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\"R\n\x10ValidateResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12/\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1f.symbi.common.v1.FieldViolation\"?\n\x12PutEntitiesRequest\x12)\n\x08\x65ntities\x18\x01 \x03(\x0b\x32\x17.symbi.policy.v1.Entity\"/\n\x13PutEntitiesResponse\x12\x18\n\x10\x65ntities_version\x18\x01 \x01(\x04\"A\n\x15\x44\x65leteEntitiesRequest\x12(\n\x04uids\x18\x01 \x03(\x0b\x32\x1a.symbi.policy.v1.EntityRef\"2\n\x16\x44\x65leteEntitiesResponse\x12\x18\n\x10\x65ntities_version\x18\x01 \x01(\x04\"\x12\n\x10GetStatusRequest\"|\n\x0fPolicyRejection\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x18\n\x10\x65ntities_version\x18\x02 \x01(\x04\x12\r\n\x05\x61t_ms\x18\x03 \x01(\x03\x12/\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x1f.symbi.common.v1.FieldViolation\"\xe5\x01\n\x0cPolicyStatus\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x18\n\x10\x65ntities_version\x18\x02 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x11\n\tdocuments\x18\x04 \x01(\r\x12\x10\n\x08policies\x18\x05 \x01(\r\x12\x10\n\x08\x65ntities\x18\x06 \x01(\r\x12\x17\n\x0finstalled_at_ms\x18\x07 \x01(\x03\x12\x38\n\x0elast_rejection\x18\x08 \x01(\x0b\x32 .symbi.policy.v1.PolicyRejection\x12\x10\n\x08instance\x18\t \x01(\t*o\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x11\n\rDECISION_DENY\x10\x02\x12\"\n\x1e\x44\x45\x43ISION_ALLOW_WITH_CONDITIONS\x10\x03\x32\xf4\x06\n\rPolicyService\x12O\n\x08\x45valuate\x12 .symbi.policy.v1.EvaluateRequest\x1a!.symbi.policy.v1.EvaluateResponse\x12^\n\rEvaluateBatch\x12%.symbi.policy.v1.EvaluateBatchRequest\x1a&.symbi.policy.v1.EvaluateBatchResponse\x12R\n\tPutPolicy\x12!.symbi.policy.v1.PutPolicyRequest\x1a\".symbi.policy.v1.PutPolicyResponse\x12G\n\tGetPolicy\x12!.symbi.policy.v1.GetPolicyRequest\x1a\x17.symbi.policy.v1.Policy\x12[\n\x0cListPolicies\x12$.symbi.policy.v1.ListPoliciesRequest\x1a%.symbi.policy.v1.ListPoliciesResponse\x12[\n\x0c\x44\x65letePolicy\x12$.symbi.policy.v1.DeletePolicyRequest\x1a%.symbi.policy.v1.DeletePolicyResponse\x12O\n\x08Validate\x12 .symbi.policy.v1.ValidateRequest\x1a!.symbi.policy.v1.ValidateResponse\x12X\n\x0bPutEntities\x12#.symbi.policy.v1.PutEntitiesRequest\x1a$.symbi.policy.v1.PutEntitiesResponse\x12\x61\n\x0e\x44\x65leteEntities\x12&.symbi.policy.v1.DeleteEntitiesRequest\x1a\'.symbi.policy.v1.DeleteEntitiesResponse\x12M\n\tGetStatus\x12!.symbi.policy.v1.GetStatusRequest\x1a\x1d.symbi.policy.v1.PolicyStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'symbi.policy.v1.policy_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=1949
-  _globals['_DECISION']._serialized_end=2060
+  _globals['_DECISION']._serialized_start=2395
+  _globals['_DECISION']._serialized_end=2506
   _globals['_ENTITYREF']._serialized_start=109
   _globals['_ENTITYREF']._serialized_end=146
   _globals['_ENTITY']._serialized_start=149
@@ -54,31 +54,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POLICY']._serialized_start=1003
   _globals['_POLICY']._serialized_end=1115
   _globals['_PUTPOLICYREQUEST']._serialized_start=1117
-  _globals['_PUTPOLICYREQUEST']._serialized_end=1215
-  _globals['_PUTPOLICYRESPONSE']._serialized_start=1217
-  _globals['_PUTPOLICYRESPONSE']._serialized_end=1277
-  _globals['_GETPOLICYREQUEST']._serialized_start=1279
-  _globals['_GETPOLICYREQUEST']._serialized_end=1309
-  _globals['_LISTPOLICIESREQUEST']._serialized_start=1311
-  _globals['_LISTPOLICIESREQUEST']._serialized_end=1376
-  _globals['_LISTPOLICIESRESPONSE']._serialized_start=1378
-  _globals['_LISTPOLICIESRESPONSE']._serialized_end=1505
-  _globals['_DELETEPOLICYREQUEST']._serialized_start=1507
-  _globals['_DELETEPOLICYREQUEST']._serialized_end=1540
-  _globals['_DELETEPOLICYRESPONSE']._serialized_start=1542
-  _globals['_DELETEPOLICYRESPONSE']._serialized_end=1581
-  _globals['_VALIDATEREQUEST']._serialized_start=1583
-  _globals['_VALIDATEREQUEST']._serialized_end=1630
-  _globals['_VALIDATERESPONSE']._serialized_start=1632
-  _globals['_VALIDATERESPONSE']._serialized_end=1714
-  _globals['_PUTENTITIESREQUEST']._serialized_start=1716
-  _globals['_PUTENTITIESREQUEST']._serialized_end=1779
-  _globals['_PUTENTITIESRESPONSE']._serialized_start=1781
-  _globals['_PUTENTITIESRESPONSE']._serialized_end=1828
-  _globals['_DELETEENTITIESREQUEST']._serialized_start=1830
-  _globals['_DELETEENTITIESREQUEST']._serialized_end=1895
-  _globals['_DELETEENTITIESRESPONSE']._serialized_start=1897
-  _globals['_DELETEENTITIESRESPONSE']._serialized_end=1947
-  _globals['_POLICYSERVICE']._serialized_start=2063
-  _globals['_POLICYSERVICE']._serialized_end=2868
+  _globals['_PUTPOLICYREQUEST']._serialized_end=1231
+  _globals['_PUTPOLICYRESPONSE']._serialized_start=1233
+  _globals['_PUTPOLICYRESPONSE']._serialized_end=1293
+  _globals['_GETPOLICYREQUEST']._serialized_start=1295
+  _globals['_GETPOLICYREQUEST']._serialized_end=1325
+  _globals['_LISTPOLICIESREQUEST']._serialized_start=1327
+  _globals['_LISTPOLICIESREQUEST']._serialized_end=1392
+  _globals['_LISTPOLICIESRESPONSE']._serialized_start=1394
+  _globals['_LISTPOLICIESRESPONSE']._serialized_end=1521
+  _globals['_DELETEPOLICYREQUEST']._serialized_start=1523
+  _globals['_DELETEPOLICYREQUEST']._serialized_end=1608
+  _globals['_DELETEPOLICYRESPONSE']._serialized_start=1610
+  _globals['_DELETEPOLICYRESPONSE']._serialized_end=1649
+  _globals['_VALIDATEREQUEST']._serialized_start=1651
+  _globals['_VALIDATEREQUEST']._serialized_end=1698
+  _globals['_VALIDATERESPONSE']._serialized_start=1700
+  _globals['_VALIDATERESPONSE']._serialized_end=1782
+  _globals['_PUTENTITIESREQUEST']._serialized_start=1784
+  _globals['_PUTENTITIESREQUEST']._serialized_end=1847
+  _globals['_PUTENTITIESRESPONSE']._serialized_start=1849
+  _globals['_PUTENTITIESRESPONSE']._serialized_end=1896
+  _globals['_DELETEENTITIESREQUEST']._serialized_start=1898
+  _globals['_DELETEENTITIESREQUEST']._serialized_end=1963
+  _globals['_DELETEENTITIESRESPONSE']._serialized_start=1965
+  _globals['_DELETEENTITIESRESPONSE']._serialized_end=2015
+  _globals['_GETSTATUSREQUEST']._serialized_start=2017
+  _globals['_GETSTATUSREQUEST']._serialized_end=2035
+  _globals['_POLICYREJECTION']._serialized_start=2037
+  _globals['_POLICYREJECTION']._serialized_end=2161
+  _globals['_POLICYSTATUS']._serialized_start=2164
+  _globals['_POLICYSTATUS']._serialized_end=2393
+  _globals['_POLICYSERVICE']._serialized_start=2509
+  _globals['_POLICYSERVICE']._serialized_end=3393
 # @@protoc_insertion_point(module_scope)

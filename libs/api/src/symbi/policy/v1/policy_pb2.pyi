@@ -113,14 +113,16 @@ class Policy(_message.Message):
     def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., version: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., updated_by: _Optional[str] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class PutPolicyRequest(_message.Message):
-    __slots__ = ("id", "source", "expected_version")
+    __slots__ = ("id", "source", "expected_version", "origin")
     ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     id: str
     source: str
     expected_version: int
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    origin: str
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., expected_version: _Optional[int] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class PutPolicyResponse(_message.Message):
     __slots__ = ("policy",)
@@ -151,10 +153,12 @@ class ListPoliciesResponse(_message.Message):
     def __init__(self, policies: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class DeletePolicyRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "expected_version")
     ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    expected_version: int
+    def __init__(self, id: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class DeletePolicyResponse(_message.Message):
     __slots__ = ("version",)
@@ -201,3 +205,41 @@ class DeleteEntitiesResponse(_message.Message):
     ENTITIES_VERSION_FIELD_NUMBER: _ClassVar[int]
     entities_version: int
     def __init__(self, entities_version: _Optional[int] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PolicyRejection(_message.Message):
+    __slots__ = ("version", "entities_version", "at_ms", "errors")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    entities_version: int
+    at_ms: int
+    errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]
+    def __init__(self, version: _Optional[int] = ..., entities_version: _Optional[int] = ..., at_ms: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[_common_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
+
+class PolicyStatus(_message.Message):
+    __slots__ = ("version", "entities_version", "digest", "documents", "policies", "entities", "installed_at_ms", "last_rejection", "instance")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_REJECTION_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    entities_version: int
+    digest: str
+    documents: int
+    policies: int
+    entities: int
+    installed_at_ms: int
+    last_rejection: PolicyRejection
+    instance: str
+    def __init__(self, version: _Optional[int] = ..., entities_version: _Optional[int] = ..., digest: _Optional[str] = ..., documents: _Optional[int] = ..., policies: _Optional[int] = ..., entities: _Optional[int] = ..., installed_at_ms: _Optional[int] = ..., last_rejection: _Optional[_Union[PolicyRejection, _Mapping]] = ..., instance: _Optional[str] = ...) -> None: ...

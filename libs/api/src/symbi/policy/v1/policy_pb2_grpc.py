@@ -79,6 +79,11 @@ class PolicyServiceStub:
                 request_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesRequest.SerializeToString,
                 response_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/symbi.policy.v1.PolicyService/GetStatus',
+                request_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.PolicyStatus.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -139,6 +144,13 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """What this replica has in force, and the last change it refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +198,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.DeleteEntities,
                     request_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesRequest.FromString,
                     response_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=symbi_dot_policy_dot_v1_dot_policy__pb2.GetStatusRequest.FromString,
+                    response_serializer=symbi_dot_policy_dot_v1_dot_policy__pb2.PolicyStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +448,33 @@ class PolicyService:
             '/symbi.policy.v1.PolicyService/DeleteEntities',
             symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesRequest.SerializeToString,
             symbi_dot_policy_dot_v1_dot_policy__pb2.DeleteEntitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.policy.v1.PolicyService/GetStatus',
+            symbi_dot_policy_dot_v1_dot_policy__pb2.GetStatusRequest.SerializeToString,
+            symbi_dot_policy_dot_v1_dot_policy__pb2.PolicyStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,8 @@ class PolicyServiceStub:
     PutEntities: _grpc.UnaryUnaryMultiCallable[_policy_pb2.PutEntitiesRequest, _policy_pb2.PutEntitiesResponse]
     """The stored entity set (agents, tools, nodes … with attributes and parents)."""
     DeleteEntities: _grpc.UnaryUnaryMultiCallable[_policy_pb2.DeleteEntitiesRequest, _policy_pb2.DeleteEntitiesResponse]
+    GetStatus: _grpc.UnaryUnaryMultiCallable[_policy_pb2.GetStatusRequest, _policy_pb2.PolicyStatus]
+    """What this replica has in force, and the last change it refused."""
 
 @_typing.type_check_only
 class PolicyServiceAsyncStub(PolicyServiceStub):
@@ -55,6 +57,8 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     PutEntities: _aio.UnaryUnaryMultiCallable[_policy_pb2.PutEntitiesRequest, _policy_pb2.PutEntitiesResponse]  # type: ignore[assignment]
     """The stored entity set (agents, tools, nodes … with attributes and parents)."""
     DeleteEntities: _aio.UnaryUnaryMultiCallable[_policy_pb2.DeleteEntitiesRequest, _policy_pb2.DeleteEntitiesResponse]  # type: ignore[assignment]
+    GetStatus: _aio.UnaryUnaryMultiCallable[_policy_pb2.GetStatusRequest, _policy_pb2.PolicyStatus]  # type: ignore[assignment]
+    """What this replica has in force, and the last change it refused."""
 
 class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -120,5 +124,13 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _policy_pb2.DeleteEntitiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_policy_pb2.DeleteEntitiesResponse, _abc.Awaitable[_policy_pb2.DeleteEntitiesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetStatus(
+        self,
+        request: _policy_pb2.GetStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_pb2.PolicyStatus, _abc.Awaitable[_policy_pb2.PolicyStatus]]:
+        """What this replica has in force, and the last change it refused."""
 
 def add_PolicyServiceServicer_to_server(servicer: PolicyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
