@@ -31,6 +31,7 @@ from typing import Any
 from symbi_common.bus import ClusterAuthority
 from symbi_common.bus.credentials import nkey_public
 from symbi_common.bus.permissions import NatsUser, authorization_block
+from symbi_common.crypto.identity import Certificate
 from symbi_common.errors import FailedPrecondition, Unavailable
 from symbi_common.grpc.health import check_health
 from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
@@ -60,6 +61,44 @@ DEFAULT_PORTS: dict[str, tuple[int, int]] = {
 }
 DEFAULT_NATS_PORT = 4222
 DEFAULT_NATS_MONITOR_PORT = 8222
+
+
+CLI_PRINCIPAL = "svc-cli-local"
+
+
+def nats_users(keys_dir: Path) -> list[NatsUser]:
+    """A NATS user for every principal in ``keys_dir`` that has a certificate and an NKey and
+    is not revoked (``<id>.revoked``). Issuers and the root never connect."""
+    users = []
+    for cert_file in sorted(keys_dir.glob("*.cert")):
+        principal = cert_file.stem
+        nkey_file = keys_dir / f"{principal}.nkey"
+        if not nkey_file.is_file() or (keys_dir / f"{principal}.revoked").exists():
+            continue
+        role = Certificate.load(cert_file).role
+        if role in ("root", "issuer"):
+            continue
+        users.append(NatsUser(principal, role, nkey_public(nkey_file.read_text().strip())))
+    return users
+
+
+def write_nats_users(data_dir: Path) -> Path:
+    """Render ``nats/auth.conf`` (included by the server's config) from the keys directory."""
+    path = data_dir / "nats" / "auth.conf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(authorization_block(nats_users(data_dir / "keys")))
+    tmp.replace(path)
+    return path
+
+
+def reload_nats(state: PlatformState) -> bool:
+    """Re-read the users of a running local NATS (SIGHUP); False when it is not running."""
+    if not pid_alive(state.nats_pid):
+        return False
+    assert state.nats_pid is not None
+    os.kill(state.nats_pid, signal.SIGHUP)
+    return True
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -128,7 +167,6 @@ class LocalPlatform:
         self.state = PlatformState(data_dir=str(self.data_dir), supervisor_pid=os.getpid())
         self._stopped = False
         self.keys_dir = self.data_dir / "keys"
-        self.nats_users: list[NatsUser] = []
 
     @property
     def state_path(self) -> Path:
@@ -176,18 +214,14 @@ class LocalPlatform:
         self.state.write(self.state_path)
 
     def issue_credentials(self) -> None:
-        """The cluster root (created once) and every service's credentials and NATS user."""
+        """The cluster root (created once), every service's credentials, the CLI's own
+        (``svc-cli-local``, for admin operations), and the NATS users of all of them."""
         authority = ClusterAuthority.open(self.keys_dir)
-        self.nats_users = []
         for service in self.services:
             for principal, role in credentials_to_issue(service, "local"):
-                credentials = authority.issue(principal, role)
-                if role == "issuer":
-                    continue  # certifies agents; never connects to NATS itself
-                assert credentials.nkey_seed is not None
-                self.nats_users.append(
-                    NatsUser(principal, role, nkey_public(credentials.nkey_seed))
-                )
+                authority.issue(principal, role)
+        authority.issue(CLI_PRINCIPAL, "service")
+        write_nats_users(self.data_dir)
 
     def start_nats(self) -> NatsServerProcess:
         port = 0 if self.ephemeral_ports else DEFAULT_NATS_PORT
@@ -199,7 +233,7 @@ class LocalPlatform:
                 port=port,
                 monitor_port=monitor,
                 log_file=self.data_dir / "logs" / "nats.log",
-                extra=authorization_block(self.nats_users),
+                extra='include "auth.conf"',  # NKey users; rewritten by `symbi keys`, then reloaded
             )
         )
         self.nats.start()

@@ -21,6 +21,7 @@ from symbi_common.crypto.groupkeys import GroupKeyring
 from symbi_common.crypto.keyring import Keyring
 
 __all__ = [
+    "AGENTS_PUBLIC_TOPIC",
     "PLATFORM_TOPIC",
     "BatchHandler",
     "BusEndpoint",
@@ -39,6 +40,9 @@ __all__ = [
 #: The topic of platform traffic (events, audit, heartbeats, service requests): every service
 #: and worker node is a member; agents are not.
 PLATFORM_TOPIC = TopicMembership("platform", roles=frozenset({"service", "node"}))
+#: A topic every agent may read and write (``symbi.topic.agents.public``). Other agent topics
+#: get their members from whoever manages them (a service running TopicKeys).
+AGENTS_PUBLIC_TOPIC = TopicMembership("agents.public", roles=frozenset({"agent", "service"}))
 
 
 @dataclass
@@ -73,7 +77,9 @@ class BusEndpoint:
         )
         await directory.start()
         if manage_topics is None:
-            manage_topics = (PLATFORM_TOPIC,) if credentials.role == "service" else ()
+            manage_topics = (
+                (PLATFORM_TOPIC, AGENTS_PUBLIC_TOPIC) if credentials.role == "service" else ()
+            )
         topics = tuple(manage_topics)
         topic_keys = TopicKeys(directory, topics) if topics else None
         bus = SecureBus(

@@ -15,8 +15,10 @@ Roles:
   own inbox of direct messages (the filter is part of the create subject, so the server checks
   it); reads of the key buckets. Replies only to its own inbox prefix.
 
-Every principal's inbox prefix is ``_INBOX_<principal>`` (connect with
-``inbox_prefix=inbox_prefix(principal)``), so nobody can subscribe to another's replies.
+Every principal's inbox prefix is ``_INBOX.<principal>`` (connect with
+``inbox_prefix=inbox_prefix(principal)``): nodes and agents may subscribe only below their own,
+so nobody reads another's replies; they answer requests through NATS's ``allow_responses``
+(a reply is allowed to exactly the reply subject of a request they received).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ __all__ = ["NatsUser", "authorization_block", "inbox_prefix", "permissions_for"]
 
 
 def inbox_prefix(principal_id: str) -> str:
-    return f"_INBOX_{principal_id}"
+    return f"_INBOX.{principal_id}"
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,11 @@ def _key_bucket_reads(prefix: str) -> list[str]:
     return subjects
 
 
-def permissions_for(
-    role: str, principal_id: str, *, prefix: str = "SYMBI"
-) -> dict[str, dict[str, list[str]]]:
+def permissions_for(role: str, principal_id: str, *, prefix: str = "SYMBI") -> dict[str, object]:
     """The ``permissions`` of one NKey user."""
     inbox = f"{inbox_prefix(principal_id)}.>"
-    own_cert = f"$KV.{prefix.lower()}_keyring.cert.{principal_id}.*"
+    cert_prefix = "agentcert" if role == "agent" else "cert"  # see KeyDirectory.publish_certificate
+    own_cert = f"$KV.{prefix.lower()}_keyring.{cert_prefix}.{principal_id}.*"
     if role in ("service", "root"):
         allow = ["symbi.>", "$JS.>", "$KV.>", "_INBOX.>"]
         return {"publish": {"allow": allow}, "subscribe": {"allow": [*allow, inbox]}}
@@ -86,25 +87,38 @@ def permissions_for(
             # Certificates of the agents it hosts (it certifies them with its issuer key).
             f"$KV.{prefix.lower()}_keyring.agentcert.*.*",
             *consumer_api,
-            "_INBOX.>",  # replies to services' requests
         ]
-        return {"publish": {"allow": publish}, "subscribe": {"allow": [inbox]}}
+        return {
+            "publish": {"allow": publish},
+            "subscribe": {"allow": [inbox]},
+            "allow_responses": True,
+        }
     if role == "agent":
-        stream = f"{prefix}_DIRECT"
-        durable = f"direct-{principal_id}"
+        direct, events = f"{prefix}_DIRECT", f"{prefix}_EVENTS"
+        inbox_consumer = f"direct-{principal_id}"
+        topics_consumer = f"topics-{principal_id}"  # its one subscription to agent topics
         publish = [
             "symbi.direct.*",
             "symbi.topic.agents.>",
             "symbi.rpc.>",
             *js_common,
-            f"$JS.API.STREAM.INFO.{stream}",
-            f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.symbi.direct.{principal_id}",
-            f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
-            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
-            f"$JS.ACK.{stream}.{durable}.>",
-            "_INBOX.>",  # replies to requests it serves
+            f"$JS.API.STREAM.INFO.{direct}",
+            f"$JS.API.CONSUMER.CREATE.{direct}.{inbox_consumer}.symbi.direct.{principal_id}",
+            f"$JS.API.CONSUMER.INFO.{direct}.{inbox_consumer}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{direct}.{inbox_consumer}",
+            f"$JS.ACK.{direct}.{inbox_consumer}.>",
+            f"$JS.API.STREAM.INFO.{events}",
+            f"$JS.API.CONSUMER.CREATE.{events}.{topics_consumer}.symbi.topic.agents.>",
+            f"$JS.API.CONSUMER.INFO.{events}.{topics_consumer}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{events}.{topics_consumer}",
+            f"$JS.ACK.{events}.{topics_consumer}.>",
         ]
-        return {"publish": {"allow": publish}, "subscribe": {"allow": [inbox]}}
+        subscribe = [inbox, f"symbi.rpc.agents.{principal_id}.>"]
+        return {
+            "publish": {"allow": publish},
+            "subscribe": {"allow": subscribe},
+            "allow_responses": True,
+        }
     raise ValueError(f"no NATS permissions for role {role!r}")
 
 

@@ -605,11 +605,12 @@ class SecureBus:
         except EnvelopeRejected as rejected:
             if (
                 rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
-                and delivered < 5
+                and delivered < self.config.max_deliver
                 and self._newer_generation(msg.data)
             ):
-                # A rotation in flight: the new group key is on its way to us.
-                await msg.nak(delay=0.5)
+                # A rotation in flight: the new group key is on its way to us (under load it can
+                # take seconds); back off up to ~30 s in all before giving up.
+                await msg.nak(delay=self._key_wait_delay(delivered))
                 CONSUMED.labels(spec.label, "waiting_for_key").inc()
                 return
             if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
@@ -646,6 +647,10 @@ class SecureBus:
         await msg.ack()
         CONSUMED.labels(spec.label, "ok").inc()
         HANDLE_SECONDS.labels(spec.label).observe(time.perf_counter() - started)
+
+    @staticmethod
+    def _key_wait_delay(delivered: int) -> float:
+        return min(8.0, 0.25 * float(2 ** min(delivered, 6)))
 
     def _newer_generation(self, data: bytes) -> bool:
         try:
@@ -777,10 +782,10 @@ class SecureBus:
                             await msg.ack()
                         elif (
                             rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
-                            and delivered < 5
+                            and delivered < self.config.max_deliver
                             and self._newer_generation(msg.data)
                         ):
-                            await msg.nak(delay=0.5)
+                            await msg.nak(delay=self._key_wait_delay(delivered))
                             continue
                         else:
                             await msg.term()
