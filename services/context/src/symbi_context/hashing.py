@@ -7,6 +7,7 @@ up close, but synonyms do not.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 
@@ -18,6 +19,9 @@ from .keywords import stem, tokenize
 
 __all__ = ["HashingEmbedder"]
 
+# A few short texts cost less than a thread hop.
+_INLINE_TEXTS = 4
+
 
 class HashingEmbedder:
     """Signed feature hashing of stemmed words and character trigrams."""
@@ -27,8 +31,14 @@ class HashingEmbedder:
         self.model_id = f"hashing-{dimension}"
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Unit vectors for ``texts``."""
+        """Unit vectors for ``texts`` (batches run on a worker thread, off the event loop)."""
         check_texts(texts)
+        if len(texts) > _INLINE_TEXTS:
+            return await asyncio.to_thread(self.embed_sync, texts)
+        return self.embed_sync(texts)
+
+    def embed_sync(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Blocking form of :meth:`embed`."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for feature, weight in _features(text):

@@ -54,9 +54,10 @@ class HybridSearcher:
         *,
         filter: Filter | None,
         candidates: int | None = None,
+        weights: HybridWeights | None = None,
     ) -> list[HybridHit]:
-        """Candidates best first by relevance."""
-        w = self._weights
+        """Candidates best first by relevance (``weights`` override the configured ones)."""
+        w = weights or self._weights
         n = candidates or w.candidates
         sparse = self._keywords.query(query_text)
         use_keywords = w.keyword > 0 and not sparse.is_empty()

@@ -31,7 +31,7 @@ from .hybrid import HybridHit, HybridSearcher
 from .keywords import KeywordEncoder
 from .layout import KNOWLEDGE, knowledge_collection
 from .memory import check_agent_id
-from .options import KnowledgeOptions
+from .options import HybridWeights, KnowledgeOptions
 from .ports import (
     AccessLevel,
     AccessRequest,
@@ -110,7 +110,7 @@ class DocumentInfo:
 @dataclass(frozen=True, slots=True)
 class KnowledgeQuery:
     """A knowledge search. ``filter`` may name ``doc_id``, ``tags``, ``format``,
-    ``chunk_index``."""
+    ``chunk_index``. ``weights`` replace the configured hybrid weights for this query."""
 
     text: str
     tags: tuple[str, ...] = ()
@@ -118,6 +118,7 @@ class KnowledgeQuery:
     filter: Filter | None = None
     limit: int = 10
     include_others: bool = True
+    weights: HybridWeights | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +407,7 @@ class KnowledgeBase:
             query.text,
             filter=flt if not flt.is_empty() else None,
             candidates=candidates,
+            weights=query.weights,
         )
         hits = await self._visible(reader, hits)
         now = self._clock.now()
