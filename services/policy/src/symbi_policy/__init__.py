@@ -5,8 +5,9 @@ The public surface (private modules re-exported here):
 * :class:`PolicyEngine` decides :class:`AuthzRequest` s into :class:`Allow`,
   :class:`Deny` or :class:`AllowWithConditions`, against an :class:`EngineState` it swaps
   atomically (``prepare`` / ``install`` / ``apply``).
-* :class:`PolicyStore` validates writes into a :class:`PolicySource` (the port; the KV
-  adapter comes with the service wiring; :class:`InMemoryPolicySource` is in process).
+* :class:`PolicyStore` validates writes into a :class:`PolicySource` (the port; the service
+  keeps it in JetStream KV, :mod:`symbi_policy.kv_source`; :class:`InMemoryPolicySource`
+  is in process).
 * :class:`PolicyReloader` follows the source and keeps the engine's state current.
 * :class:`AuditSink` is the port decisions are audited through (:class:`QueueAuditSink`
   is a bounded in-process buffer).
@@ -31,6 +32,7 @@ from symbi_policy.engine import (
     EngineState,
     EngineStats,
     EngineStatus,
+    Evaluation,
     PolicyEngine,
     Rejection,
 )
@@ -41,6 +43,8 @@ from symbi_policy.request import AuthzRequest
 from symbi_policy.source import (
     EntitiesDocument,
     EntitiesPut,
+    EntityDeleted,
+    EntityPut,
     InMemoryPolicySource,
     PolicyDeleted,
     PolicyDocument,
@@ -72,7 +76,10 @@ __all__ = [
     "EngineStatus",
     "EntitiesDocument",
     "EntitiesPut",
+    "EntityDeleted",
+    "EntityPut",
     "EntityUid",
+    "Evaluation",
     "InMemoryPolicySource",
     "PolicyAuditEvent",
     "PolicyCompiler",

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cedarpy
 
@@ -57,6 +57,7 @@ __all__ = [
     "EngineState",
     "EngineStats",
     "EngineStatus",
+    "Evaluation",
     "PolicyEngine",
     "Rejection",
 ]
@@ -154,6 +155,13 @@ class EngineStats:
     audit_failures: int = 0
     installs: int = 0
     rejections: int = 0
+
+
+class Evaluation(NamedTuple):
+    """A decision and whether it came from the decision cache."""
+
+    decision: Decision
+    cached: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,14 +359,18 @@ class PolicyEngine:
         ``deadline`` is a ``time.monotonic()`` instant; past it the answer is a
         fail-closed deny.
         """
+        return self.evaluation(request, deadline=deadline).decision
+
+    def evaluation(self, request: AuthzRequest, *, deadline: float | None = None) -> Evaluation:
+        """As :meth:`evaluate`, and whether the decision came from the cache."""
         state = self._state
         key = self._cache_key(state, request)
         cached = self._decisions.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
-            return self._finish(request, cached, cached=True)
+            return Evaluation(self._finish(request, cached, cached=True), True)
         decision = self._decide(state, request, deadline)
-        return self._finish(request, decision, cached=False, key=key)
+        return Evaluation(self._finish(request, decision, cached=False, key=key), False)
 
     def evaluate_batch(
         self, requests: Sequence[AuthzRequest], *, deadline: float | None = None
@@ -367,6 +379,12 @@ class PolicyEngine:
 
         Raises InvalidArgument when the batch is larger than ``max_batch``.
         """
+        return [e.decision for e in self.evaluations(requests, deadline=deadline)]
+
+    def evaluations(
+        self, requests: Sequence[AuthzRequest], *, deadline: float | None = None
+    ) -> list[Evaluation]:
+        """As :meth:`evaluate_batch`, and for each whether it came from the cache."""
         if len(requests) > self._config.max_batch:
             raise InvalidArgument(
                 f"batch of {len(requests)} requests is over the limit of {self._config.max_batch}",
@@ -397,9 +415,10 @@ class PolicyEngine:
         for i, request in enumerate(requests):
             decision = decisions[i]
             assert decision is not None  # every index was filled above
-            results.append(
-                self._finish(request, decision, cached=hits[i], key=None if hits[i] else keys[i])
+            final = self._finish(
+                request, decision, cached=hits[i], key=None if hits[i] else keys[i]
             )
+            results.append(Evaluation(final, hits[i]))
         return results
 
     def _decide(

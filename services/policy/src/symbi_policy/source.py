@@ -1,31 +1,37 @@
 """Where policy documents and the base entity set live: the PolicySource port.
 
-The production adapter (wiring phase) keeps them in a JetStream KV bucket; revisions are
-the bucket's sequence numbers, so every replica that has applied the same changes reports
-the same versions. :class:`InMemoryPolicySource` implements the port in process for tests,
-the CLI and single-process use.
+The service's adapter (:mod:`symbi_policy.kv_source`) keeps them in a JetStream KV bucket,
+one key per document and one per entity; revisions are the bucket's sequence numbers, so
+every replica that has applied the same changes reports the same versions.
+:class:`InMemoryPolicySource` implements the port in process for tests, the CLI and
+single-process use.
 
 Versions: a document's ``revision`` is the source revision of its last write. The
 *policy-set version* is the revision of the last policy put or delete; the *entities
-version* is the revision of the last entities write. Both only grow.
+version* is the revision of the last entity write (a whole-set put, or one entity's upsert
+or delete). Both only grow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from symbi_common.errors import Aborted, NotFound
+from symbi_policy.entities import EntityUid
 
 __all__ = [
     "ENTITIES_KEY",
     "EntitiesDocument",
     "EntitiesPut",
+    "EntityDeleted",
+    "EntityPut",
     "InMemoryPolicySource",
     "PolicyDeleted",
     "PolicyDocument",
@@ -89,12 +95,29 @@ class PolicyDeleted:
 
 @dataclass(frozen=True, slots=True)
 class EntitiesPut:
+    """The whole base entity set was replaced."""
+
     document: EntitiesDocument
+
+
+@dataclass(frozen=True, slots=True)
+class EntityPut:
+    """One entity was added or replaced; ``text`` is its Cedar entity JSON as stored."""
+
+    uid: EntityUid
+    text: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntityDeleted:
+    uid: EntityUid
+    revision: int
 
 
 #: What ``watch`` yields: a full snapshot first (and again whenever the watcher fell
 #: behind and must resynchronise), then one event per change.
-SourceEvent = SourceSnapshot | PolicyPut | PolicyDeleted | EntitiesPut
+SourceEvent = SourceSnapshot | PolicyPut | PolicyDeleted | EntitiesPut | EntityPut | EntityDeleted
 
 
 class PolicySource(Protocol):
@@ -130,6 +153,17 @@ class PolicySource(Protocol):
 
     async def get_entities(self) -> EntitiesDocument | None: ...
 
+    async def upsert_entities(
+        self, entities: Sequence[Mapping[str, Any]], *, updated_by: str = ""
+    ) -> int:
+        """Add or replace each entity (normalized Cedar JSON) by uid; returns the revision of
+        the last write (the new entities version). Not atomic across entities."""
+        ...
+
+    async def delete_entities(self, uids: Sequence[EntityUid]) -> int:
+        """Remove each entity (absent ones are skipped); returns the entities version after."""
+        ...
+
     async def snapshot(self) -> SourceSnapshot: ...
 
     def watch(self) -> AsyncIterator[SourceEvent]:
@@ -143,6 +177,7 @@ class InMemoryPolicySource:
     def __init__(self, *, log_size: int = 1024) -> None:
         self._policies: dict[str, PolicyDocument] = {}
         self._entities: EntitiesDocument | None = None
+        self._entities_by_uid: dict[EntityUid, str] | None = None
         self._revision = 0
         self._policy_version = 0
         self._log: deque[tuple[int, SourceEvent]] = deque(maxlen=log_size)
@@ -198,11 +233,35 @@ class InMemoryPolicySource:
         self._revision += 1
         document = EntitiesDocument(text, self._revision, _now_ms(), updated_by)
         self._entities = document
+        self._entities_by_uid = None
         await self._append(EntitiesPut(document))
         return document
 
     async def get_entities(self) -> EntitiesDocument | None:
         return self._entities
+
+    async def upsert_entities(
+        self, entities: Sequence[Mapping[str, Any]], *, updated_by: str = ""
+    ) -> int:
+        by_uid = self._split_entities()
+        for entity in entities:
+            uid = EntityUid.parse(entity["uid"])
+            text = json.dumps(entity, sort_keys=True, separators=(",", ":"))
+            self._revision += 1
+            by_uid[uid] = text
+            self._set_entities(by_uid, updated_by)
+            await self._append(EntityPut(uid, text, self._revision))
+        return self._entities.revision if self._entities is not None else 0
+
+    async def delete_entities(self, uids: Sequence[EntityUid]) -> int:
+        by_uid = self._split_entities()
+        for uid in uids:
+            if by_uid.pop(uid, None) is None:
+                continue
+            self._revision += 1
+            self._set_entities(by_uid, "")
+            await self._append(EntityDeleted(uid, self._revision))
+        return self._entities.revision if self._entities is not None else 0
 
     async def snapshot(self) -> SourceSnapshot:
         return self._snapshot()
@@ -231,6 +290,17 @@ class InMemoryPolicySource:
         async with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+    def _split_entities(self) -> dict[EntityUid, str]:
+        if self._entities_by_uid is None:
+            text = self._entities.text if self._entities is not None else ""
+            self._entities_by_uid = split_entities(text) or {}
+        return self._entities_by_uid
+
+    def _set_entities(self, by_uid: dict[EntityUid, str], updated_by: str) -> None:
+        self._entities = EntitiesDocument(
+            join_entities(by_uid), self._revision, _now_ms(), updated_by
+        )
 
     def _has_news(self, seen: int) -> bool:
         return self._closed or self._revision > seen
@@ -261,6 +331,34 @@ class InMemoryPolicySource:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def split_entities(text: str) -> dict[EntityUid, str] | None:
+    """An entities JSON document as one canonical JSON text per uid; None when ``text`` is
+    not a list of objects with valid uids (it cannot be split; the caller keeps it whole)."""
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(raw, list):
+        return None
+    result: dict[EntityUid, str] = {}
+    for entity in raw:
+        if not isinstance(entity, dict):
+            return None
+        try:
+            uid = EntityUid.parse(entity.get("uid"))
+        except ValueError:
+            return None
+        result[uid] = json.dumps(entity, sort_keys=True, separators=(",", ":"))
+    return result
+
+
+def join_entities(by_uid: Mapping[EntityUid, str]) -> str:
+    """The inverse of :func:`split_entities`: one JSON list, in uid order."""
+    return "[" + ",".join(by_uid[uid] for uid in sorted(by_uid)) + "]"
 
 
 def snapshot_from(
