@@ -3,7 +3,8 @@
 An append-only, tamper-evident log of audit events: a hash chain plus an RFC 6962 Merkle
 tree with C2SP signed checkpoints, inclusion and consistency proofs, queries, exports, an
 offline verifier, retention by verified archive, and compliance reports. Nothing here
-imports grpc or nats; the service process wires :class:`AuditLog` to them.
+imports grpc or nats; the service process (``app.py``, ``servicer.py``, ``events.py``)
+wires :class:`AuditLog` to them.
 """
 
 from symbi_audit.chain import GENESIS, chain_hash
@@ -16,7 +17,8 @@ from symbi_audit.event import (
     verify_event_signature,
 )
 from symbi_audit.export import ExportSummary, export_lines, export_to_file, write_export
-from symbi_audit.log import ArchiveResult, AuditLog, EventAuthenticator
+from symbi_audit.ingest import IngestRecord, PublisherStatus, classify
+from symbi_audit.log import ArchiveResult, AuditLog, EventAuthenticator, LogCheck
 from symbi_audit.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -52,6 +54,8 @@ __all__ = [
     "EventFilter",
     "ExportSummary",
     "InclusionProof",
+    "IngestRecord",
+    "LogCheck",
     "LogEntry",
     "NodeId",
     "NodeReader",
@@ -63,6 +67,7 @@ __all__ = [
     "ProblemKind",
     "ProofError",
     "PublisherKeyring",
+    "PublisherStatus",
     "RangeCheck",
     "ReportItem",
     "ReportRules",
@@ -72,6 +77,7 @@ __all__ = [
     "build_report",
     "canonical_json",
     "chain_hash",
+    "classify",
     "export_lines",
     "export_to_file",
     "leaf_hash",

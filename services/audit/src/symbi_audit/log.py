@@ -23,19 +23,34 @@ from types import TracebackType
 from typing import Self
 
 from symbi_audit.checkpoint import Checkpoint, CheckpointPolicy, SignedCheckpoint
-from symbi_audit.event import AuditEvent, verify_event_signature
+from symbi_audit.errors import NoteError
+from symbi_audit.event import AuditEvent
 from symbi_audit.export import export_to_file
+from symbi_audit.ingest import IngestRecord, PublisherStatus, classify
 from symbi_audit.note import NoteSigner
 from symbi_audit.ports import Clock, PublisherKeyring, SystemClock
 from symbi_audit.query import EventFilter, LogEntry
 from symbi_audit.report import ComplianceReport, ReportRules, build_report
-from symbi_audit.store import AuditStore
+from symbi_audit.store import AuditStore, RangeCheck
 from symbi_audit.verify import verify_export_file
 from symbi_common.errors import Aborted, InvalidArgument, Unauthenticated
 
-__all__ = ["ArchiveResult", "AuditLog", "EventAuthenticator"]
+__all__ = ["ArchiveResult", "AuditLog", "EventAuthenticator", "LogCheck"]
 
 _log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogCheck:
+    """Result of :meth:`AuditLog.verify`: the entry check and how many checkpoints passed."""
+
+    entries: RangeCheck
+    checkpoints_checked: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether entries and checkpoints all verified."""
+        return self.entries.ok
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,18 +70,22 @@ class EventAuthenticator:
         self._keyring = keyring
         self._require = require_signature
 
+    def classify(self, event: AuditEvent) -> PublisherStatus:
+        """How the event's publisher signature checks out (never raises)."""
+        return classify(event, self._keyring)
+
     def check(self, event: AuditEvent) -> None:
         """Raise :class:`Unauthenticated` unless the event is signed by a known publisher."""
-        if not event.publisher_signature:
+        status = self.classify(event)
+        if status == PublisherStatus.UNSIGNED:
             if self._require:
                 raise Unauthenticated(f"audit event {event.event_id} is not signed")
             return
-        key = self._keyring.public_key(event.publisher_key_id)
-        if key is None:
+        if status == PublisherStatus.UNKNOWN_KEY:
             raise Unauthenticated(
                 f"audit event {event.event_id} is signed by unknown key {event.publisher_key_id!r}"
             )
-        if not verify_event_signature(event, key):
+        if status == PublisherStatus.BAD_SIGNATURE:
             raise Unauthenticated(
                 f"audit event {event.event_id}: signature by {event.publisher_key_id!r} "
                 "does not verify"
@@ -128,9 +147,33 @@ class AuditLog:
     ) -> None:
         self.close()
 
-    def append_batch(self, events: Sequence[AuditEvent]) -> list[int]:
+    def append_batch(
+        self, events: Sequence[AuditEvent], records: Sequence[IngestRecord] | None = None
+    ) -> list[int]:
         """:meth:`AuditStore.append_batch`: durable and idempotent when it returns."""
-        return self.store.append_batch(events)
+        return self.store.append_batch(events, records)
+
+    def verify(self, start: int = 0, end: int | None = None) -> LogCheck:
+        """Re-hash entries ``start..end-1`` (:meth:`AuditStore.verify_range`) and check every
+        stored checkpoint with a size in ``[start, end]``: its signature by this log's key
+        and its root against the tree."""
+        stop = self.store.size if end is None else end
+        check = self.store.verify_range(start, stop)
+        if not check.ok:
+            return LogCheck(check, 0)
+        verifier = self.signer.verifier
+        checked = 0
+        for stored in self.store.checkpoints(start, stop):
+            try:
+                signed = SignedCheckpoint.open(stored.note, [verifier])
+            except NoteError as exc:
+                problem = f"checkpoint at size {stored.size} does not verify: {exc.message}"
+                return LogCheck(RangeCheck(start, stop, None, problem), checked)
+            if signed.root_hash != self.store.root_at(signed.size):
+                problem = f"checkpoint at size {signed.size} does not match the tree"
+                return LogCheck(RangeCheck(start, stop, None, problem), checked)
+            checked += 1
+        return LogCheck(check, checked)
 
     def checkpoint_if_due(self) -> SignedCheckpoint | None:
         """Sign a checkpoint when the policy says so; the app publishes what this returns."""

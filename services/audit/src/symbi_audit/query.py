@@ -8,6 +8,7 @@ import dataclasses
 from datetime import datetime
 
 from symbi_audit.event import AuditEvent
+from symbi_audit.ingest import IngestRecord, PublisherStatus
 from symbi_common.errors import InvalidArgument
 
 __all__ = ["MAX_PAGE_SIZE", "EventFilter", "LogEntry", "Page", "decode_cursor", "encode_cursor"]
@@ -23,6 +24,8 @@ class EventFilter:
     ``since`` is inclusive and ``until`` exclusive. ``text`` is a case-insensitive (ASCII
     folding) substring of the event's canonical JSON, so it matches keys and values
     anywhere in the event, including details. ``event_types`` matches any of the types.
+    ``publisher_status`` matches the ingest record's status (``UNSPECIFIED``: entries
+    appended without one).
     """
 
     agent_id: str | None = None
@@ -32,6 +35,7 @@ class EventFilter:
     until: datetime | None = None
     text: str | None = None
     compliance_tag: str | None = None
+    publisher_status: PublisherStatus | None = None
 
     def __post_init__(self) -> None:
         for name in ("since", "until"):
@@ -48,12 +52,14 @@ class EventFilter:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One entry of the log: its position, the event and the hashes over it."""
+    """One entry of the log: its position, the event and the hashes over it, and how it
+    arrived when the store knows (``ingest``)."""
 
     index: int
     event: AuditEvent
     leaf_hash: bytes
     chain_hash: bytes
+    ingest: IngestRecord | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Compliance reports: what happened in a time window, as data, JSON and Markdown.
+"""Compliance reports: what happened in a time window, as data, JSON, Markdown and HTML.
 
 Events are classified by convention (see ``docs/audit.md``), configurable through
 :class:`ReportRules`:
@@ -13,6 +13,7 @@ Events are classified by convention (see ``docs/audit.md``), configurable throug
 from __future__ import annotations
 
 import dataclasses
+import html
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -182,6 +183,79 @@ class ComplianceReport:
             ]
             if total > len(listed):
                 out += ["", f"…and {total - len(listed)} more (see the JSON form or Query)."]
+        return "\n".join(out) + "\n"
+
+    def to_html(self) -> str:
+        """A standalone HTML page of the report (every value escaped)."""
+        e = html.escape
+        window = f"{format_timestamp(self.since)} to {format_timestamp(self.until)}"
+        out = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>Audit compliance report — {e(self.origin)}</title>",
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+            "margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
+            "td.n{text-align:right}</style>",
+            "</head><body>",
+            f"<h1>Audit compliance report — {e(self.origin)}</h1>",
+            "<ul>",
+            f"<li>Window: {e(window)}</li>",
+            f"<li>Generated: {e(format_timestamp(self.generated_at))}</li>",
+            f"<li>Events: {self.total}"
+            + (
+                f" (log entries {self.first_index}..{self.last_index})"
+                if self.first_index is not None
+                else ""
+            )
+            + "</li>",
+            f"<li>Denied actions: {self.denied_total}</li>",
+            f"<li>Policy changes: {self.policy_changes_total}</li>",
+            f"<li>Sandbox violations: {self.sandbox_violations_total}</li>",
+        ]
+        if self.checkpoint_size is not None:
+            out.append(
+                f"<li>Anchored by the signed checkpoint at tree size {self.checkpoint_size}</li>"
+            )
+        out.append("</ul>")
+        for title, counts in (
+            ("Events by type", self.by_type),
+            ("Events by agent", self.by_agent),
+            ("Events by decision", self.by_decision),
+            ("Events by compliance tag", self.by_tag),
+        ):
+            out.append(f"<h2>{e(title)}</h2>")
+            if not counts:
+                out.append("<p>None.</p>")
+                continue
+            out.append("<table><tr><th></th><th>count</th></tr>")
+            out += [
+                f'<tr><td>{e(k) or "(none)"}</td><td class="n">{v}</td></tr>'
+                for k, v in counts.items()
+            ]
+            out.append("</table>")
+        for title, total, listed in (
+            ("Denied actions", self.denied_total, self.denied),
+            ("Policy changes", self.policy_changes_total, self.policy_changes),
+            ("Sandbox violations", self.sandbox_violations_total, self.sandbox_violations),
+        ):
+            out.append(f"<h2>{e(title)}</h2>")
+            if not total:
+                out.append("<p>None.</p>")
+                continue
+            out.append(
+                "<table><tr><th>entry</th><th>time</th><th>agent</th><th>actor</th>"
+                "<th>type</th><th>details</th></tr>"
+            )
+            out += [
+                f'<tr><td class="n">{i.index}</td><td>{e(i.timestamp)}</td>'
+                f"<td>{e(i.agent_id)}</td><td>{e(i.actor)}</td><td>{e(i.event_type)}</td>"
+                f"<td>{e(i.summary)}</td></tr>"
+                for i in listed
+            ]
+            out.append("</table>")
+            if total > len(listed):
+                out.append(f"<p>…and {total - len(listed)} more (see the JSON form or Query).</p>")
+        out.append("</body></html>")
         return "\n".join(out) + "\n"
 
 

@@ -12,6 +12,8 @@ store file holds, in one transaction per batch:
 - ``checkpoints``: every signed checkpoint note, by tree size;
 - ``archived_ids``: event id → index of entries removed by retention, so that a re-sent
   archived event is still recognised and never appended twice;
+- ``ingest``: how each entry arrived (sender, publisher, signature status, append time; see
+  :mod:`symbi_audit.ingest`), outside the hashed bytes;
 - ``meta``: origin, size, chain head and the retention boundary.
 
 :meth:`AuditStore.append_batch` returns only after the transaction's commit, which with
@@ -43,6 +45,7 @@ from typing import Any, NamedTuple, Self
 from symbi_audit.chain import GENESIS, chain_hash
 from symbi_audit.checkpoint import Checkpoint, SignedCheckpoint
 from symbi_audit.event import AuditEvent, timestamp_micros
+from symbi_audit.ingest import IngestRecord, PublisherStatus
 from symbi_audit.merkle import (
     CompactRange,
     NodeId,
@@ -112,6 +115,13 @@ CREATE TABLE IF NOT EXISTS archived_ids (
     event_id BLOB PRIMARY KEY,
     idx INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingest (
+    idx INTEGER PRIMARY KEY,
+    status INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    publisher TEXT NOT NULL,
+    appended_us INTEGER NOT NULL
+);
 """
 
 
@@ -302,17 +312,25 @@ class AuditStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append_batch(self, events: Sequence[AuditEvent]) -> list[int]:
+    def append_batch(
+        self,
+        events: Sequence[AuditEvent],
+        records: Sequence[IngestRecord] | None = None,
+    ) -> list[int]:
         """Append events durably and return each one's index, in order.
 
         Idempotent by event id: an id already in the log (or earlier in the same batch)
         gets its existing index and is not appended again. If the re-sent event differs from
-        the stored one, the stored one is kept and a warning is logged.
+        the stored one, the stored one is kept and a warning is logged. ``records`` (one per
+        event) say how each event arrived; they are stored for the entries appended now.
         """
         if len(events) > MAX_BATCH:
             raise InvalidArgument(f"batch of {len(events)} events; at most {MAX_BATCH}")
+        if records is not None and len(records) != len(events):
+            raise InvalidArgument(f"{len(records)} ingest records for {len(events)} events")
         if not events:
             return []
+        now_us = timestamp_micros(datetime.now(UTC))
         with self._write_lock:
             self._check_open()
             keys = [e.event_id.bytes for e in events]
@@ -322,10 +340,11 @@ class AuditStore:
             chain = state.chain_head
             size = state.size
             entry_rows: list[tuple[Any, ...]] = []
+            ingest_rows: list[tuple[Any, ...]] = []
             node_rows: list[tuple[int, bytes]] = []
             fresh: dict[bytes, tuple[int, bytes]] = {}
             result: list[int] = []
-            for event, key in zip(events, keys, strict=True):
+            for position, (event, key) in enumerate(zip(events, keys, strict=True)):
                 known = existing.get(key)
                 if known is not None:
                     result.append(known)
@@ -356,6 +375,17 @@ class AuditStore:
                     )
                 )
                 node_rows.extend((_node_key(n), h) for n, h in tree.append(leaf))
+                if records is not None:
+                    record = records[position]
+                    ingest_rows.append(
+                        (
+                            size,
+                            int(record.status),
+                            record.sender,
+                            record.publisher,
+                            record.appended_us or now_us,
+                        )
+                    )
                 fresh[key] = (size, body)
                 result.append(size)
                 size += 1
@@ -371,6 +401,12 @@ class AuditStore:
                     self._writer.executemany(
                         "INSERT INTO nodes (id, hash) VALUES (?, ?)", node_rows
                     )
+                    if ingest_rows:
+                        self._writer.executemany(
+                            "INSERT INTO ingest (idx, status, sender, publisher, appended_us) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            ingest_rows,
+                        )
                     self._writer.executemany(
                         "UPDATE meta SET value = ? WHERE key = ?",
                         [(size, "size"), (chain, "chain_head")],
@@ -476,7 +512,7 @@ class AuditStore:
             )
         row = (
             self._reader()
-            .execute("SELECT idx, body, chain_hash FROM entries WHERE idx = ?", (index,))
+            .execute(f"{_SELECT_WITH_INGEST} WHERE entries.idx = ?", (index,))
             .fetchone()
         )
         if row is None:
@@ -532,7 +568,7 @@ class AuditStore:
         clauses: list[str] = []
         args: list[Any] = []
         if cursor is not None:
-            clauses.append("idx < ?" if descending else "idx > ?")
+            clauses.append("entries.idx < ?" if descending else "entries.idx > ?")
             args.append(decode_cursor(cursor, descending))
         if where.agent_id is not None:
             clauses.append("agent_id = ?")
@@ -559,16 +595,45 @@ class AuditStore:
                 "WHERE json_each.value = ?)"
             )
             args.append(where.compliance_tag)
-        sql = "SELECT idx, body, chain_hash FROM entries"
+        if where.publisher_status is not None:
+            if where.publisher_status == PublisherStatus.UNSPECIFIED:
+                clauses.append("ingest.idx IS NULL")
+            else:
+                clauses.append("ingest.status = ?")
+                args.append(int(where.publisher_status))
+        sql = _SELECT_WITH_INGEST
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += f" ORDER BY idx {'DESC' if descending else 'ASC'} LIMIT ?"
+        sql += f" ORDER BY entries.idx {'DESC' if descending else 'ASC'} LIMIT ?"
         args.append(limit + 1)  # one extra row tells whether another page exists
         rows = self._reader().execute(sql, args).fetchall()
         entries = tuple(_entry(row) for row in rows[:limit])
         more = len(rows) > limit
         next_cursor = encode_cursor(entries[-1].index, descending) if more else None
         return Page(entries, next_cursor)
+
+    def index_range(self, since: datetime | None, until: datetime | None) -> tuple[int, int] | None:
+        """The smallest stored index range ``[first, last + 1)`` holding every entry stamped in
+        ``[since, until)``, or ``None`` when there is none.
+
+        Timestamps are the publishers' and entries arrive in delivery order, so the entries of
+        a window are not contiguous: the range can hold entries stamped outside the window.
+        """
+        clauses: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            clauses.append("ts_us >= ?")
+            args.append(timestamp_micros(since))
+        if until is not None:
+            clauses.append("ts_us < ?")
+            args.append(timestamp_micros(until))
+        sql = "SELECT min(idx), max(idx) FROM entries"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        first, last = self._reader().execute(sql, args).fetchone()
+        if first is None:
+            return None
+        return int(first), int(last) + 1
 
     # ------------------------------------------------------------------ tree and proofs
 
@@ -677,6 +742,15 @@ class AuditStore:
             raise NotFound(f"no checkpoint was signed at tree size {size}")
         return _checkpoint(row[0])
 
+    def checkpoint_covering(self, size: int) -> SignedCheckpoint | None:
+        """The smallest stored checkpoint whose size is at least ``size``."""
+        row = (
+            self._reader()
+            .execute("SELECT note FROM checkpoints WHERE size >= ? ORDER BY size LIMIT 1", (size,))
+            .fetchone()
+        )
+        return None if row is None else _checkpoint(row[0])
+
     def checkpoints(self, min_size: int = 0, max_size: int | None = None) -> list[SignedCheckpoint]:
         """Checkpoints with ``min_size <= size <= max_size``, smallest first."""
         upper = self._size if max_size is None else max_size
@@ -784,10 +858,22 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+_SELECT_WITH_INGEST = (
+    "SELECT entries.idx, entries.body, entries.chain_hash, ingest.status, ingest.sender, "
+    "ingest.publisher, ingest.appended_us FROM entries LEFT JOIN ingest ON ingest.idx = entries.idx"
+)
+
+
 def _entry(row: tuple[Any, ...]) -> LogEntry:
-    idx, body, chain = row
+    idx, body, chain = row[:3]
     data = body.encode("utf-8")
-    return LogEntry(int(idx), AuditEvent.from_canonical(data), leaf_hash(data), bytes(chain))
+    record: IngestRecord | None = None
+    if len(row) > 3 and row[3] is not None:
+        status, sender, publisher, appended_us = row[3:]
+        record = IngestRecord(PublisherStatus(status), sender, publisher, int(appended_us))
+    return LogEntry(
+        int(idx), AuditEvent.from_canonical(data), leaf_hash(data), bytes(chain), record
+    )
 
 
 def _checkpoint(note: str) -> SignedCheckpoint:
