@@ -37,7 +37,8 @@ AUDIT_FAILURES = Counter(
 )
 
 _MAX_IDS = 64
-COMPLIANCE_TAGS = ("context",)
+#: Compliance tag of every context audit event (tags are upper-case identifiers).
+COMPLIANCE_TAGS = ("AGENT_MEMORY",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,17 +61,22 @@ class HybridSearcher:
         n = candidates or w.candidates
         sparse = self._keywords.query(query_text)
         use_keywords = w.keyword > 0 and not sparse.is_empty()
-        async with asyncio.TaskGroup() as tg:
-            dense_task = tg.create_task(
-                self._store.search(collection, vector, limit=n, filter=filter)
-            )
-            kw_task = (
-                tg.create_task(
-                    self._store.keyword_search(collection, sparse, limit=n, filter=filter)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                dense_task = tg.create_task(
+                    self._store.search(collection, vector, limit=n, filter=filter)
                 )
-                if use_keywords
-                else None
-            )
+                kw_task = (
+                    tg.create_task(
+                        self._store.keyword_search(collection, sparse, limit=n, filter=filter)
+                    )
+                    if use_keywords
+                    else None
+                )
+        except ExceptionGroup as group:
+            # Both searches check the same input, so they fail alike: the caller gets the
+            # error itself (e.g. InvalidArgument for a wrong vector size), not a group.
+            raise _first(group) from None
         dense_hits = dense_task.result()
         kw_hits: list[ScoredPoint] = kw_task.result() if kw_task is not None else []
 
@@ -96,3 +101,8 @@ class HybridSearcher:
             hits.append(HybridHit(pid, payload, v, k, (w.vector * v + w.keyword * k) / total))
         hits.sort(key=lambda h: h.relevance, reverse=True)
         return hits
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error = group.exceptions[0]
+    return _first(error) if isinstance(error, BaseExceptionGroup) else error
