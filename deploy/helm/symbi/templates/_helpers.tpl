@@ -1,0 +1,27 @@
+{{/* Names, labels and the image. */}}
+{{- define "symbi.fullname" -}}
+{{- printf "%s" .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "symbi.labels" -}}
+app.kubernetes.io/name: symbi
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "symbi.selector" -}}
+app.kubernetes.io/name: symbi
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .service }}
+{{- end -}}
+
+{{- define "symbi.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The kebab-case service name of a values key (mcpGateway -> mcp-gateway). */}}
+{{- define "symbi.serviceName" -}}
+{{- if eq . "mcpGateway" -}}mcp-gateway{{- else -}}{{ . }}{{- end -}}
+{{- end -}}
