@@ -206,7 +206,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         else:
             raise InvalidArgument("give event_id or index")
         size = await self._tree_size(request.tree_size)
-        if index >= size:
+        if index >= size and not request.tree_size:
             raise FailedPrecondition(
                 f"entry {index} is not yet covered by a checkpoint (latest size {size}); "
                 "ask with tree_size, or after the next checkpoint",
