@@ -1,17 +1,250 @@
-"""The mcp-gateway service process.
+"""The mcp-gateway service process: the domain core wired to gRPC, the bus, KV and HTTP.
 
-Its API answers UNIMPLEMENTED until the mcp-gateway issue wires the domain code in: the process
-itself (health, reflection, metrics, NATS, provisioning) is complete.
+``start`` builds, in order: the pin store and server registry over KV buckets, the ports over
+the bus (policy, audit, alerts), the :class:`ToolGateway` (in a long-lived task of its own,
+which owns the upstream sessions), the followers of both buckets (another replica's pin change
+or registration reaches this one), the bus responders of contract C4, and the agent-facing
+MCP endpoint (uvicorn on a socket bound here; its URL is logged and printed as
+``SYMBI-MCP-ENDPOINT url=…``). Configured servers get a bounded head start to connect
+before the process reports SERVING.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import httpx
+
 from symbi.mcp_gateway.v1 import mcp_gateway_pb2, mcp_gateway_pb2_grpc
-from symbi_common.service import ApiShell
-from symbi_mcp_gateway.settings import McpGatewaySettings
+from symbi_common.errors import AlreadyExists, NotFound
+from symbi_common.grpc.server import ServiceBinding
+from symbi_common.jetstream.spec import BucketSpec, StreamSpec
+from symbi_common.policy_client import PolicyClient
+from symbi_common.runner import Runtime
+from symbi_common.service import binding
+from symbi_mcp_gateway.bus_ports import BusAlerts, BusAudit, BusPolicy
+from symbi_mcp_gateway.config import McpServerConfig
+from symbi_mcp_gateway.endpoint_server import EndpointServer
+from symbi_mcp_gateway.events import (
+    INVOKE_SUBJECT,
+    LIST_TOOLS_SUBJECT,
+    RESPONDER_QUEUE,
+    ToolResponders,
+)
+from symbi_mcp_gateway.front import GatewayMcpEndpoint
+from symbi_mcp_gateway.gateway import ToolGateway
+from symbi_mcp_gateway.kv_pins import PINS_BUCKET, KvPinStore
+from symbi_mcp_gateway.kv_servers import SERVERS_BUCKET, KvServerRegistry
+from symbi_mcp_gateway.resolver import build_resolver
+from symbi_mcp_gateway.servicer import GatewayContext, McpGatewayServicer
+from symbi_mcp_gateway.settings import EndpointSection, McpGatewaySettings
+from symbi_mcp_gateway.tokens import KeyringTokenAuthenticator
 
-__all__ = ["build"]
+__all__ = ["ENDPOINT_LINE_PREFIX", "McpGatewayService", "build"]
+
+logger = logging.getLogger(__name__)
+
+#: Printed on stdout once the MCP endpoint listens: ``SYMBI-MCP-ENDPOINT url=http://…/mcp``.
+ENDPOINT_LINE_PREFIX = "SYMBI-MCP-ENDPOINT"
+#: How long configured servers get to connect before the process reports SERVING.
+_STARTUP_CONNECT_S = 10.0
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
-def build(settings: McpGatewaySettings) -> ApiShell:
-    return ApiShell.of(mcp_gateway_pb2, mcp_gateway_pb2_grpc, "McpGatewayService")
+def _endpoint_url(section: EndpointSection, port: int) -> str:
+    if section.public_url:
+        return section.public_url + section.path
+    host = socket.gethostname() if section.host in _WILDCARD_HOSTS else section.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{section.path}"
+
+
+class McpGatewayService:
+    """The :class:`~symbi_common.runner.Service` of the MCP gateway."""
+
+    def __init__(self, settings: McpGatewaySettings) -> None:
+        self._settings = settings
+        #: Raises ConfigError (exit status 2) for an invalid [mcp] section.
+        self._config = settings.mcp.gateway_config()
+        self._servicer = McpGatewayServicer()
+        self._http: httpx.AsyncClient | None = None
+        self._gateway: ToolGateway | None = None
+        self.endpoint_url = ""
+
+    # ---- Service protocol
+
+    def grpc_bindings(self) -> Sequence[ServiceBinding]:
+        return [
+            binding(
+                mcp_gateway_pb2,
+                "McpGatewayService",
+                mcp_gateway_pb2_grpc.add_McpGatewayServiceServicer_to_server,
+                self._servicer,
+            )
+        ]
+
+    def streams(self) -> Sequence[StreamSpec]:
+        return ()
+
+    def buckets(self) -> Sequence[BucketSpec]:
+        return (PINS_BUCKET, SERVERS_BUCKET)
+
+    async def start(self, runtime: Runtime) -> None:
+        section = self._settings.mcp
+        bus = runtime.bus
+        nc = runtime.nats
+
+        def closing() -> bool:
+            return nc.is_closed or nc.is_draining
+
+        pins = KvPinStore(await runtime.js.key_value(runtime.provisioner.bucket_name(PINS_BUCKET)))
+        registry = KvServerRegistry(
+            await runtime.js.key_value(runtime.provisioner.bucket_name(SERVERS_BUCKET))
+        )
+        audit = BusAudit(bus.recorder, closing=closing)
+        # The client answers a little before the gateway's own deadline, so a slow policy
+        # service yields its clear "unavailable" reason rather than a bare timeout.
+        policy = BusPolicy(PolicyClient(bus, timeout_s=self._config.policy_timeout_s * 0.9))
+        self._http = httpx.AsyncClient(follow_redirects=False)
+        gateway = ToolGateway(
+            self._config,
+            pins=pins,
+            policy=policy,
+            audit=audit,
+            alerts=BusAlerts(bus, closing=closing),
+            resolver=build_resolver(self._config.schemapin, self._http),
+        )
+        self._gateway = gateway
+        ready = asyncio.Event()
+        runtime.spawn(self._run_gateway(gateway, ready), name="mcp-gateway")
+        await ready.wait()
+        await self._connect_configured(gateway)
+
+        runtime.spawn(pins.follow(self._on_foreign_pin_change), name="mcp-pin-follower")
+        runtime.spawn(
+            registry.follow(self._on_server_stored, self._on_server_removed),
+            name="mcp-server-registry",
+        )
+        responders = ToolResponders(gateway)
+        for index in range(section.bus_responders):
+            # SecureBus.serve answers one request at a time; several subscriptions in the
+            # queue group let calls to slow tools overlap.
+            runtime.spawn(
+                bus.serve(INVOKE_SUBJECT, responders.invoke, queue=RESPONDER_QUEUE),
+                name=f"mcp-bus-invoke-{index}",
+            )
+        runtime.spawn(
+            bus.serve(LIST_TOOLS_SUBJECT, responders.list_tools, queue=RESPONDER_QUEUE),
+            name="mcp-bus-list-tools",
+        )
+        if section.endpoint.enabled:
+            self.endpoint_url = self._start_endpoint(runtime, gateway)
+        self._servicer.attach(
+            GatewayContext(
+                gateway=gateway,
+                config=self._config,
+                registry=registry,
+                signer=bus.keys,
+                tokens=section.agent_tokens,
+                audit=audit,
+                endpoint_url=self.endpoint_url,
+            )
+        )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    # ---- parts
+
+    @staticmethod
+    async def _run_gateway(gateway: ToolGateway, ready: asyncio.Event) -> None:
+        # The gateway's task group (every upstream session) lives in this one task, entered
+        # and left here; cancellation at shutdown closes the sessions and their processes.
+        async with gateway:
+            ready.set()
+            await asyncio.Event().wait()
+
+    async def _connect_configured(self, gateway: ToolGateway) -> None:
+        if not self._config.servers:
+            return
+        async with asyncio.TaskGroup() as group:
+            for server in self._config.servers:
+                group.create_task(
+                    gateway.wait_connected(
+                        server.name, min(server.connection_timeout_s, _STARTUP_CONNECT_S)
+                    )
+                )
+        for info in gateway.servers():
+            if not info.connected:
+                logger.warning(
+                    "server %s is not connected yet (%s); it keeps retrying",
+                    info.name,
+                    info.last_error or info.state.value,
+                )
+
+    def _start_endpoint(self, runtime: Runtime, gateway: ToolGateway) -> str:
+        section = self._settings.mcp.endpoint
+        server = EndpointServer(
+            host=section.host, port=section.port, grace_s=section.shutdown_grace_s
+        )
+        url = _endpoint_url(section, server.port)
+        allowed = list(section.allowed_hosts)
+        netloc = urlsplit(url).netloc
+        if netloc:
+            allowed.append(netloc)
+        authenticator = KeyringTokenAuthenticator(
+            runtime.bus.keyring,
+            max_ttl_s=self._settings.mcp.agent_tokens.max_ttl_s,
+            clock_skew_s=self._settings.mcp.agent_tokens.clock_skew_s,
+        )
+        front = GatewayMcpEndpoint(gateway, authenticator)
+        app = front.asgi_app(
+            base_url=url.removesuffix(section.path) or url,
+            path=section.path,
+            allowed_hosts=allowed,
+            max_sessions=section.max_sessions,
+        )
+        runtime.spawn(server.serve(app), name="mcp-endpoint")
+        logger.info("MCP endpoint for agents: %s", url)
+        sys.stdout.write(f"{ENDPOINT_LINE_PREFIX} url={url}\n")
+        sys.stdout.flush()
+        return url
+
+    def _on_foreign_pin_change(self, tool_id: str) -> None:
+        if self._gateway is not None:
+            self._gateway.request_refresh(tool_id.split("/", 1)[0])
+
+    async def _on_server_stored(self, config: McpServerConfig) -> None:
+        gateway = self._gateway
+        if gateway is None:
+            return
+        if self._config.server(config.name) is not None:
+            logger.warning(
+                "ignoring stored server %s: the [mcp] configuration defines it", config.name
+            )
+            return
+        try:
+            await gateway.register_server(config, wait=False)
+        except AlreadyExists:
+            logger.info("server %s changed in the registry; restarting its session", config.name)
+            await gateway.remove_server(config.name)
+            await gateway.register_server(config, wait=False)
+
+    async def _on_server_removed(self, name: str) -> None:
+        gateway = self._gateway
+        if gateway is None or self._config.server(name) is not None:
+            return
+        with contextlib.suppress(NotFound):
+            await gateway.remove_server(name)
+
+
+def build(settings: McpGatewaySettings) -> McpGatewayService:
+    return McpGatewayService(settings)

@@ -169,7 +169,9 @@ class GatewayMcpEndpoint:
         agent = _agent_of(ctx)
         try:
             server, tool = split_exposed_name(params.name)
-            result = await self._gateway.invoke(agent, server, tool, params.arguments or {})
+            result = await self._gateway.invoke(
+                agent, server, tool, params.arguments or {}, origin={"via": "mcp-endpoint"}
+            )
         except NotFound as exc:
             raise MCPError(
                 code=INVALID_PARAMS, message=f"Unknown tool: {params.name} ({exc.message})"

@@ -268,6 +268,18 @@ class ToolGateway:
         await asyncio.wait(server.tasks)
         self._catalog.remove_server(name)
 
+    async def wait_connected(self, name: str, timeout_s: float) -> ServerInfo:
+        """Wait (at most ``timeout_s``) until a server's session serves, i.e. its first
+        discovery is done; its info either way.
+
+        Raises:
+            NotFound: no such server.
+        """
+        state = self._server(name)
+        with contextlib.suppress(SymbiError):
+            await state.connection.session(timeout_s)
+        return self.server_info(name)
+
     def server_info(self, name: str) -> ServerInfo:
         """One server's state.
 
@@ -357,6 +369,15 @@ class ToolGateway:
                 state.connection.fault(exc.message, generation=generation)
             raise
 
+    def request_refresh(self, server: str) -> bool:
+        """Ask for one server's rediscovery soon (e.g. another replica changed one of its
+        pins); whether the server is registered here."""
+        state = self._servers.get(server)
+        if state is None:
+            return False
+        state.refresh_requested.set()
+        return True
+
     async def verify_tool(self, server: str, tool: str) -> ToolView:
         """Re-verify one server's tools against freshly fetched SchemaPin discovery (so a
         revocation published a moment ago counts); the named tool's view.
@@ -417,8 +438,12 @@ class ToolGateway:
         arguments: Mapping[str, Any] | None = None,
         *,
         timeout_s: float | None = None,
+        origin: Mapping[str, str] | None = None,
     ) -> ToolResult:
         """Call a tool for an agent through every check (see the module docstring).
+
+        ``origin`` says how the call arrived (``{"via": "bus", "caller": "node-a"}``); it is
+        recorded in the call's audit event.
 
         Raises:
             NotFound: no such server or tool.
@@ -433,7 +458,7 @@ class ToolGateway:
         """
         started = time.perf_counter()
         arguments = dict(arguments or {})
-        record: dict[str, Any] = {"server": server, "tool": tool}
+        record: dict[str, Any] = {**(origin or {}), "server": server, "tool": tool}
         decision: PolicyDecision | None = None
         try:
             state = self._server(server)

@@ -15,8 +15,18 @@ def test_all_names_exist_once() -> None:
     assert missing == []
 
 
-#: The process edge (the lead's service shell and the wiring phase) may import the transport.
-EDGE = {"__main__.py", "app.py", "servicer.py", "settings.py", "events.py", "convert.py"}
+#: The process edge (the service wiring and the adapters of the ports) may import the transport.
+EDGE = {
+    "__main__.py",
+    "app.py",
+    "servicer.py",
+    "settings.py",
+    "events.py",
+    "convert.py",
+    "bus_ports.py",
+    "kv_pins.py",
+    "kv_servers.py",
+}
 
 
 def test_no_domain_module_imports_grpc_or_nats() -> None:

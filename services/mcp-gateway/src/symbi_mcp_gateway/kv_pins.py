@@ -1,0 +1,149 @@
+"""The pin store over a NATS JetStream KV bucket, shared by every gateway replica.
+
+Keys are ``pin.<tool id in unpadded base64url>`` (a tool id ``<server>/<tool>`` may hold
+characters KV keys do not allow); values are :meth:`ToolPin.to_json`. Create-if-absent and
+compare-and-set on the KV revision give the :class:`~symbi_mcp_gateway.pins.PinStore`
+semantics, so two replicas racing to pin one tool cannot both win.
+
+:meth:`KvPinStore.follow` watches the bucket: a pin changed by *another* replica (an approval,
+an unpin, a pin written by its discovery) makes this replica rediscover that server, so all
+replicas converge on the same view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from symbi_common.errors import Aborted, AlreadyExists, InvalidArgument
+from symbi_common.jetstream.spec import BucketSpec
+from symbi_mcp_gateway.pins import StoredPin, ToolPin
+
+__all__ = ["PINS_BUCKET", "KvPinStore", "pin_key", "tool_id_of_key"]
+
+logger = logging.getLogger(__name__)
+
+PINS_BUCKET = BucketSpec(
+    name="mcp_pins",
+    description="MCP gateway: trust-on-first-use pins of tool definitions and SchemaPin keys",
+    history=5,
+    max_value_size=64 * 1024,
+)
+
+_PREFIX = "pin."
+#: Revisions this replica wrote, remembered to tell its own changes from others'.
+_OWN_REVISIONS = 4096
+
+
+def pin_key(tool_id: str) -> str:
+    """``pin.<base64url(tool id)>``."""
+    token = base64.urlsafe_b64encode(tool_id.encode()).decode().rstrip("=")
+    return _PREFIX + token
+
+
+def tool_id_of_key(key: str) -> str | None:
+    """The tool id of a pin key, or None for a key that is not one."""
+    if not key.startswith(_PREFIX):
+        return None
+    token = key[len(_PREFIX) :]
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+class KvPinStore:
+    """A :class:`~symbi_mcp_gateway.pins.PinStore` in a JetStream KV bucket."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self._own: collections.deque[int] = collections.deque(maxlen=_OWN_REVISIONS)
+
+    def _wrote(self, revision: int) -> int:
+        self._own.append(revision)
+        return revision
+
+    async def get(self, tool_id: str) -> StoredPin | None:
+        try:
+            entry = await self._kv.get(pin_key(tool_id))
+        except KeyNotFoundError:  # KeyDeletedError is one too
+            return None
+        if entry.value is None:
+            return None
+        return StoredPin(ToolPin.from_json(entry.value), entry.revision or 0)
+
+    async def create(self, pin: ToolPin) -> int:
+        try:
+            revision = await self._kv.create(pin_key(pin.tool_id), pin.to_json())
+        except KeyWrongLastSequenceError:
+            raise AlreadyExists(
+                f"tool {pin.tool_id} is already pinned", reason="PIN_EXISTS"
+            ) from None
+        return self._wrote(revision)
+
+    async def update(self, pin: ToolPin, *, revision: int) -> int:
+        try:
+            new_revision = await self._kv.update(pin_key(pin.tool_id), pin.to_json(), last=revision)
+        except KeyWrongLastSequenceError:
+            raise Aborted(
+                f"pin of {pin.tool_id} changed since revision {revision}", reason="PIN_CHANGED"
+            ) from None
+        return self._wrote(new_revision)
+
+    async def delete(self, tool_id: str) -> bool:
+        stored = await self.get(tool_id)
+        if stored is None:
+            return False
+        await self._kv.delete(pin_key(tool_id))
+        return True
+
+    async def list(self) -> list[ToolPin]:
+        watcher = await self._kv.watchall(ignore_deletes=True)
+        pins: dict[str, ToolPin] = {}
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break  # every current value has been delivered
+                if entry.value is None or tool_id_of_key(entry.key) is None:
+                    continue
+                try:
+                    pin = ToolPin.from_json(entry.value)
+                except InvalidArgument:
+                    logger.warning("ignoring a malformed pin record under %s", entry.key)
+                    continue
+                pins[pin.tool_id] = pin
+                if not entry.delta:
+                    break
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return [pins[key] for key in sorted(pins)]
+
+    async def follow(self, on_foreign_change: Callable[[str], None]) -> None:
+        """Call ``on_foreign_change(tool_id)`` for every pin another writer changes, until
+        cancelled (a loop: spawn it)."""
+        watcher = await self._kv.watchall()
+        try:
+            initial = True
+            async for entry in watcher:
+                if entry is None:
+                    initial = False
+                    continue
+                if initial:
+                    if not entry.delta:
+                        initial = False
+                    continue
+                tool_id = tool_id_of_key(entry.key)
+                if tool_id is None or entry.revision in self._own:
+                    continue
+                on_foreign_change(tool_id)
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be draining
+                await asyncio.shield(watcher.stop())  # type: ignore[no-untyped-call]
