@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -90,7 +91,10 @@ class SchedulerCore:
         clock: Clock,
         options: SchedulerOptions | None = None,
         listener: TaskListener | None = None,
+        on_decision: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_decision`` is called with the wall-clock seconds of every decision (from
+        taking the task off the queue to its orders sent), for metrics; it must not block."""
         self._options = options or SchedulerOptions()
         self._journal = journal
         self._dispatcher = dispatcher
@@ -98,6 +102,7 @@ class SchedulerCore:
         self._lifecycle = lifecycle
         self._clock = clock
         self._listener = listener
+        self._on_decision = on_decision
         self._lock = asyncio.Lock()
         # Heartbeats are kept while standing by, so a new leader knows the nodes at once.
         self._nodes = NodeRegistry(self._options.nodes)
@@ -231,7 +236,8 @@ class SchedulerCore:
         async with self._lock:
             self._reset()
 
-    def _require_active(self) -> None:
+    def require_active(self) -> None:
+        """Unavailable (SCHEDULER_NOT_ACTIVE) unless this core is the active one."""
         if not self._active:
             raise Unavailable(
                 "this scheduler is not the active one (standby, or re-reading its journal)",
@@ -269,7 +275,7 @@ class SchedulerCore:
         """
         self.validate(spec)
         async with self._lock:
-            self._require_active()
+            self.require_active()
             existing = self._tasks.get(spec.task_id) or self._recent.get(spec.task_id)
             if existing is not None:
                 if existing.spec == spec:
@@ -312,7 +318,7 @@ class SchedulerCore:
     async def cancel(self, task_id: str, reason: str = "cancelled") -> TaskRecord:
         """Cancel a task wherever it is (a running one is stopped); its final record."""
         async with self._lock:
-            self._require_active()
+            self.require_active()
             rec = self._tasks.get(task_id)
             if rec is None:
                 done = self._recent.get(task_id)
@@ -328,13 +334,19 @@ class SchedulerCore:
             await self._remove(final)
             if rec.state.on_node:
                 await self._send_stop(self._stop_order(rec, f"cancelled: {reason}"))
+            await self._notify(final, TransitionKind.CANCELLED, reason)
             return final
 
     # ================================================================= node events
-    async def heartbeat(self, hb: NodeHeartbeat) -> None:
-        """A node's heartbeat. Kept while standing by too (for a fast takeover)."""
+    async def heartbeat(self, hb: NodeHeartbeat, *, age_s: float = 0.0) -> None:
+        """A node's heartbeat, sent ``age_s`` seconds ago (a heartbeat read back from the
+        bus at start-up is older than one just received). Kept while standing by too (for a
+        fast takeover)."""
+        age = max(0.0, age_s)
         async with self._lock:
-            outcome = self._nodes.heartbeat(hb, self._clock.monotonic(), wall=self._clock.now())
+            outcome = self._nodes.heartbeat(
+                hb, self._clock.monotonic() - age, wall=self._clock.now() - age
+            )
             if not self._active:
                 return
             if outcome.freed:
@@ -358,7 +370,7 @@ class SchedulerCore:
         """Deregister a node (decommissioned): its work is requeued as if it were lost, and it
         is forgotten until it heartbeats again."""
         async with self._lock:
-            self._require_active()
+            self.require_active()
             node = self._nodes.get(node_id)
             if node is None:
                 raise NotFound(f"node {node_id!r} is not registered", reason="NODE_NOT_FOUND")
@@ -371,7 +383,7 @@ class SchedulerCore:
         """A node confirmed it started ``dispatch_id``. False for a stale or unknown
         dispatch (that run is told to stop: the task was retried elsewhere or ended)."""
         async with self._lock:
-            self._require_active()
+            self.require_active()
             rec = self._tasks.get(task_id)
             if rec is not None and rec.dispatch_id == dispatch_id and rec.node_id == node_id:
                 if rec.state is TaskState.RUNNING:
@@ -413,7 +425,7 @@ class SchedulerCore:
         """A node reports that a run ended; the task's new record, or None if the report was
         stale (an older dispatch) and changed nothing."""
         async with self._lock:
-            self._require_active()
+            self.require_active()
             rec = self._tasks.get(result.task_id)
             if rec is None or rec.dispatch_id != result.dispatch_id:
                 log.info(
@@ -449,6 +461,11 @@ class SchedulerCore:
                     return final
                 return await self._requeue_stopped(rec)
             # DISPATCHED (result before the ack: it did start) or RUNNING
+            if outcome is TaskOutcome.LOST:
+                report = TickReport()
+                why = result.reason or "its run was lost"
+                await self._lost_run(rec, f"node {result.node_id} lost the run: {why}", report)
+                return self._tasks.get(rec.task_id) or self._recent.get(rec.task_id)
             self._release(rec)
             if outcome is TaskOutcome.COMPLETED:
                 final = rec.evolve(
@@ -471,7 +488,7 @@ class SchedulerCore:
         """Act on what has fallen due: lost nodes, missing acknowledgements, unconfirmed
         stops. Cheap when nothing is due."""
         async with self._lock:
-            self._require_active()
+            self.require_active()
             report = TickReport()
             mono = self._clock.monotonic()
             for node in self._nodes.expire(mono):
@@ -538,17 +555,23 @@ class SchedulerCore:
                 await self._requeue_stopped(rec)
                 report.requeued.append(rec.task_id)
                 continue
-            self._release(rec)
-            losses = rec.node_losses + 1
-            if losses > self._options.dispatch.max_node_losses:
-                await self._fail(rec, f"{reason}; lost with its node {losses} times, giving up")
-                report.failed.append(rec.task_id)
-                continue
-            was_running = rec.state is TaskState.RUNNING
-            requeued = await self._requeue(rec, reason, node_losses=losses)
-            report.requeued.append(rec.task_id)
-            if was_running:
-                await self._notify(requeued, TransitionKind.SUSPENDED, reason)
+            await self._lost_run(rec, reason, report)
+
+    async def _lost_run(self, rec: TaskRecord, reason: str, report: TickReport) -> None:
+        """A dispatched or running task's run is gone with (or on) its node: requeue it at
+        its rank, or fail it once it has lost too many runs (it may be what kills them)."""
+        self._tracker.resolve(rec.task_id)
+        self._release(rec)
+        losses = rec.node_losses + 1
+        if losses > self._options.dispatch.max_node_losses:
+            await self._fail(rec, f"{reason}; lost with its node {losses} times, giving up")
+            report.failed.append(rec.task_id)
+            return
+        was_running = rec.state is TaskState.RUNNING
+        requeued = await self._requeue(rec, reason, node_losses=losses)
+        report.requeued.append(rec.task_id)
+        if was_running:
+            await self._notify(requeued, TransitionKind.REQUEUED, reason)
 
     async def _ack_missed(self, rec: TaskRecord, report: TickReport) -> None:
         assert rec.node_id is not None
@@ -583,7 +606,7 @@ class SchedulerCore:
         docstring). Policy or dispatcher trouble ends the cycle early (``stalled``); journal
         trouble deactivates the core and raises."""
         async with self._lock:
-            self._require_active()
+            self.require_active()
             self._dirty = False
             self._last_cycle = self._clock.monotonic()
             report = CycleReport()
@@ -614,6 +637,7 @@ class SchedulerCore:
             task_id = queue.pop()
             if task_id is None:
                 break
+            started = time.perf_counter()
             rec = self._tasks[task_id]
             spec = rec.spec
             matching = nodes.matching(spec)
@@ -668,12 +692,18 @@ class SchedulerCore:
                 await self._fail(rec, f"policy denied allocate on node {node.node_id}: {why}")
                 report.failed.append(task_id)
                 self._meter.record(mono)
+                self._decided(started)
                 continue
             placement, sent = await self._dispatch(rec, node, plan, now, mono)
             report.placements.append(placement)
+            self._decided(started)
             if not sent:
                 report.stalled = "dispatcher: the order could not be sent"
                 return
+
+    def _decided(self, started: float) -> None:
+        if self._on_decision is not None:
+            self._on_decision(time.perf_counter() - started)
 
     def _victims_on(self, node: Node) -> Iterable[Victim]:
         victims = self._victims
@@ -897,6 +927,8 @@ class SchedulerCore:
             at=self._clock.now(),
             node_id=rec.node_id,
             reason=reason,
+            dispatch_id=rec.dispatch_id,
+            attempt=rec.attempt,
         )
         return await self._best_effort(
             lambda: self._lifecycle.notify(transition), f"lifecycle {kind.value} {rec.task_id}"

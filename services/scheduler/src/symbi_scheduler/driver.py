@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from symbi_common.errors import SymbiError
@@ -51,12 +52,16 @@ class SchedulerDriver:
         *,
         max_decisions: int = 256,
         max_sleep_s: float = 1.0,
+        on_step: Callable[[DriverStep], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_step`` runs after every step of ``run`` (the service starts and stops its
+        leader-only work there); its errors are the caller's."""
         self._core = core
         self._election = election
         self._clock = clock
         self._max_decisions = max_decisions
         self._max_sleep = max_sleep_s
+        self._on_step = on_step
         self._wake = asyncio.Event()
         self._next_election = 0.0
         self._stopping = False
@@ -95,9 +100,13 @@ class SchedulerDriver:
                     activated = True
                 await self._core.tick()
                 rounds = 0
-                while self._core.needs_cycle and rounds < 4:
+                while (
+                    self._core.needs_cycle
+                    and rounds < 4
+                    and self._clock.monotonic() < self._next_election
+                ):
                     # A few cycles per step, so a burst is worked off without starving the
-                    # lease renewal of its turn.
+                    # lease renewal of its turn (cycles stop when the renewal is due).
                     report = await self._core.schedule(self._max_decisions)
                     decisions += report.decisions
                     rounds += 1
@@ -125,6 +134,8 @@ class SchedulerDriver:
         while not self._stopping:
             self._wake.clear()
             result = await self.step()
+            if self._on_step is not None:
+                await self._on_step(result)
             if self._core.needs_cycle:
                 continue
             delay = result.next_at - self._clock.monotonic()

@@ -100,6 +100,11 @@ class LeaderElection:
         return self._holder
 
     @property
+    def known_holder(self) -> str | None:
+        """Who holds the lease as far as this process knows (itself while leading)."""
+        return self._holder if self.is_leader else self._seen_holder
+
+    @property
     def term(self) -> int | None:
         return self._term if self.is_leader else None
 
@@ -181,6 +186,7 @@ class LeaderElection:
         try:
             current = await self._call(self._store.get(self._key))
             if current is None:
+                self._seen_holder = None
                 revision = await self._call(self._store.create(self._key, self._value()))
             else:
                 self._seen_holder = self._holder_of(current.value)

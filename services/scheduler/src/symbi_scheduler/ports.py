@@ -160,6 +160,8 @@ class TransitionKind(enum.Enum):
 
     RUNNING = "running"  # its node acknowledged the start
     SUSPENDED = "suspended"  # preempted; requeued
+    REQUEUED = "requeued"  # its run was lost (node unreachable, or the node lost it); requeued
+    CANCELLED = "cancelled"  # cancelled through the API
     FAILED = "failed"  # the scheduler gave up (policy, retries, infeasible, node losses)
 
 
@@ -171,6 +173,8 @@ class AgentTransition:
     at: float
     node_id: str | None = None
     reason: str = ""
+    dispatch_id: str | None = None
+    attempt: int = 0
 
 
 class LifecycleNotifier(Protocol):

@@ -210,6 +210,7 @@ class TaskOutcome(enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     STOPPED = "stopped"  # stopped on request (preemption, cancellation) or by the node
+    LOST = "lost"  # the node lost the run (e.g. restarted without it): it runs again elsewhere
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ async def test_lost_node_work_is_requeued_and_runs_elsewhere(harness) -> None:
         assert rec.reason == "node n1 became unreachable"
     assert [(t.task_id, t.kind) for t in h.lifecycle.transitions][-1] == (
         "run",
-        TransitionKind.SUSPENDED,
+        TransitionKind.REQUEUED,
     )
     await h.cycle()
     assert h.node_of("run") == "n2"

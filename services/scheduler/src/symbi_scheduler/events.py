@@ -1,0 +1,233 @@
+"""The scheduler on the bus: its stream and bucket, its consumers, and their handlers.
+
+Consumers (contract C3):
+
+- **heartbeats** — every scheduler process (standbys too, so a new leader knows the nodes at
+  once) has its own consumer of ``symbi.node.heartbeat.*`` on the HEARTBEATS stream. It is
+  re-created at every start with "last per subject", so the process first reads the latest
+  heartbeat of every node and then follows new ones. A heartbeat older than the node
+  timeout is ignored (the node is gone), a younger one counts from when it was sent.
+- **task statuses** — one durable consumer of ``symbi.task.status.*`` (EVENTS), consumed by
+  the leader only; a new leader resumes where the old one stopped. STARTED acknowledges a
+  dispatch; final states end the run. The scheduler's own statuses (sender role "service")
+  are skipped. A node may only report for itself.
+
+Standbys forward API calls to the leader over request/reply on ``symbi.rpc.scheduler.<m>``
+(see ``forward``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from nats.js import api as js_api
+from prometheus_client import Counter
+
+from symbi.bus.v1 import events_pb2
+from symbi_common.bus import ConsumerSpec, Received
+from symbi_common.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from symbi_common.jetstream.spec import BucketSpec, StreamSpec
+
+from .convert import FINAL_STATES, NodeDefaults, heartbeat_from_proto, result_from_status
+from .core import SchedulerCore
+from .js_journal import JOURNAL_SUBJECT_PREFIX
+from .task import TaskState
+
+__all__ = [
+    "JOURNAL_STREAM",
+    "LEASE_KEY",
+    "NodeEvents",
+    "heartbeat_consumer",
+    "lease_bucket",
+    "status_consumer",
+]
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+JOURNAL_STREAM = StreamSpec(
+    name="SCHEDULER_JOURNAL",
+    subjects=(f"{JOURNAL_SUBJECT_PREFIX}.*",),
+    description="The scheduler's task journal: the latest record of every live task",
+    max_msgs_per_subject=1,
+    max_msg_size=1024 * 1024,
+    durable=True,
+)
+LEASE_KEY = "leader"
+STATUS_DURABLE = "scheduler-status"
+
+HEARTBEATS = Counter(
+    "symbi_scheduler_heartbeats_total", "Node heartbeats received, by outcome.", ["outcome"]
+)
+STATUSES = Counter(
+    "symbi_scheduler_task_statuses_total", "Task statuses handled, by state.", ["state"]
+)
+
+
+def lease_bucket(ttl_s: float) -> BucketSpec:
+    """The leader lease's KV bucket: a key lives ``ttl_s`` past its last write."""
+    return BucketSpec(
+        name="scheduler_lease",
+        description="The active scheduler's lease",
+        history=1,
+        ttl_s=ttl_s,
+        max_value_size=1024,
+    )
+
+
+def heartbeat_consumer(prefix: str, principal_id: str) -> ConsumerSpec:
+    return ConsumerSpec(
+        stream=f"{prefix}_HEARTBEATS",
+        durable=f"{principal_id}-heartbeats",
+        filter_subjects=("symbi.node.heartbeat.*",),
+        deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT,
+        max_deliver=2,  # a heartbeat that could not be handled is stale by its redelivery
+        name="scheduler-heartbeats",
+    )
+
+
+def status_consumer(prefix: str) -> ConsumerSpec:
+    # A short ack wait: statuses a dead leader had fetched come back to its successor within
+    # seconds (well inside the acknowledgement deadline of the dispatches they confirm).
+    return ConsumerSpec(
+        stream=f"{prefix}_EVENTS",
+        durable=STATUS_DURABLE,
+        filter_subjects=("symbi.task.status.*",),
+        deliver_policy=js_api.DeliverPolicy.NEW,
+        ack_wait_s=5.0,
+        max_deliver=100,
+        max_ack_pending=2048,
+        name="scheduler-status",
+    )
+
+
+class NodeEvents:
+    """Handlers of heartbeats and task statuses, feeding the core."""
+
+    def __init__(
+        self,
+        core: SchedulerCore,
+        wake: Callable[[], None],
+        *,
+        node_defaults: NodeDefaults,
+        node_timeout_s: float,
+        active_wait_s: float = 5.0,
+    ) -> None:
+        self._core = core
+        self._wake = wake
+        self._defaults = node_defaults
+        self._timeout = node_timeout_s
+        self._active_wait = active_wait_s
+        self._last_sent: dict[str, int] = {}  # node id -> timestamp_ms of its latest heartbeat
+        self._stale_logged: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- heartbeats
+    async def on_heartbeat(self, msg: Received) -> None:
+        hb = msg.parse(events_pb2.NodeHeartbeat)
+        if msg.sender_role != "node" or hb.node_id != msg.sender:
+            HEARTBEATS.labels("refused").inc()
+            raise PermissionDenied(
+                f"{msg.sender} ({msg.sender_role}) may not heartbeat for node {hb.node_id!r}",
+                reason="NOT_THE_NODE",
+            )
+        if hb.timestamp_ms <= self._last_sent.get(hb.node_id, 0):
+            HEARTBEATS.labels("out_of_order").inc()
+            return
+        age = time.time() - hb.timestamp_ms / 1000
+        if age >= self._timeout:
+            HEARTBEATS.labels("stale").inc()
+            self._log_stale(hb.node_id, age)
+            return
+        heartbeat = heartbeat_from_proto(hb, self._defaults)  # InvalidArgument: refused
+        if len(self._last_sent) > 100_000:
+            self._last_sent.clear()
+        self._last_sent[hb.node_id] = hb.timestamp_ms
+        await self._core.heartbeat(heartbeat, age_s=age)
+        HEARTBEATS.labels("ok").inc()
+        if self._core.needs_cycle:
+            self._wake()
+
+    def _log_stale(self, node_id: str, age: float) -> None:
+        now = time.monotonic()
+        if now - self._stale_logged.get(node_id, -1e9) < 60:
+            return
+        if len(self._stale_logged) > 10_000:
+            self._stale_logged.clear()
+        self._stale_logged[node_id] = now
+        log.info(
+            "ignoring a heartbeat of %s sent %.1f s ago (node gone, or its clock is behind)",
+            node_id,
+            age,
+        )
+
+    # ---------------------------------------------------------------- task statuses
+    async def on_status(self, msg: Received) -> None:
+        status = msg.parse(events_pb2.TaskStatus)
+        if msg.sender_role == "service":
+            return  # the scheduler's own statuses for lifecycle (or another service's)
+        if msg.sender_role != "node" or status.node_id != msg.sender:
+            raise PermissionDenied(
+                f"{msg.sender} ({msg.sender_role}) may not report task status for node "
+                f"{status.node_id!r}",
+                reason="NOT_THE_NODE",
+            )
+        state = status.state
+        if state == events_pb2.TaskStatus.STATE_STARTED:
+            STATUSES.labels("started").inc()
+            await self._while_active(
+                lambda: self._core.acknowledge(status.task_id, status.dispatch_id, status.node_id)
+            )
+        elif state in FINAL_STATES:
+            name = events_pb2.TaskStatus.State.Name(state).removeprefix("STATE_").lower()
+            STATUSES.labels(name).inc()
+            if state == events_pb2.TaskStatus.STATE_REFUSED and self._refused_late(status):
+                return
+            result = result_from_status(status)
+            await self._while_active(lambda: self._core.task_finished(result))
+        else:
+            raise InvalidArgument(
+                f"task status {state} of {status.task_id} is not one a node reports",
+                reason="BAD_TASK_STATUS",
+            )
+        self._wake()
+
+    def _refused_late(self, status: events_pb2.TaskStatus) -> bool:
+        """A refusal of a dispatch whose start deadline has passed is the node keeping the
+        ``not_after`` rule: the scheduler retries it elsewhere at that deadline, so the
+        refusal must not fail the task."""
+        try:
+            rec = self._core.task(status.task_id)
+        except NotFound:
+            return False
+        late = (
+            rec.state is TaskState.DISPATCHED
+            and rec.dispatch_id == status.dispatch_id
+            and rec.not_after is not None
+            and time.time() >= rec.not_after
+        )
+        if late:
+            log.info(
+                "%s refused %s after its deadline; retrying elsewhere",
+                status.node_id,
+                status.dispatch_id,
+            )
+        return late
+
+    async def _while_active(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``call``; if the core is (briefly) inactive — re-reading its journal after a
+        failed write — wait for it rather than send the message round a redelivery."""
+        deadline = time.monotonic() + self._active_wait
+        while True:
+            try:
+                return await call()
+            except Unavailable as exc:
+                if exc.reason != "SCHEDULER_NOT_ACTIVE" or time.monotonic() >= deadline:
+                    raise
+            self._wake()
+            # The core has no "activated" event; this wait is rare and short.
+            while not self._core.active and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
