@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from symbi.common.v1 import common_pb2 as symbi_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"symbi/lifecycle/v1/lifecycle.proto\x12\x12symbi.lifecycle.v1\x1a\x1csymbi/common/v1/common.proto\"v\n\x12\x43reateAgentRequest\x12\r\n\x03\x64sl\x18\x01 \x01(\tH\x00\x12\x0e\n\x04toml\x18\x02 \x01(\tH\x00\x12\x0e\n\x04yaml\x18\x03 \x01(\tH\x00\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\tB\x0c\n\ndefinition\"\xc9\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x10\n\x08revision\x18\x04 \x01(\x04\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12*\n\x04tier\x18\x06 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12/\n\x06limits\x18\x07 \x01(\x0b\x32\x1f.symbi.common.v1.ResourceLimits\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x12\n\npolicy_ids\x18\t \x03(\t\x12\x15\n\rcreated_at_ms\x18\n \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x0b \x01(\x03\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x10\n\x08restarts\x18\r \x01(\r\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x83\x01\n\x11ListAgentsRequest\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x13\n\x0bname_prefix\x18\x02 \x01(\t\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.symbi.common.v1.PageRequest\"l\n\x12ListAgentsResponse\x12)\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x19.symbi.lifecycle.v1.Agent\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.symbi.common.v1.PageResponse\"J\n\x11TransitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x04\"\x1f\n\x11WatchAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xcb\x01\n\nTransition\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x32\n\nfrom_state\x18\x02 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x30\n\x08to_state\x18\x03 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\x06 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\"\x1f\n\x11GetHistoryRequest\x12\n\n\x02id\x18\x01 \x01(\t\"I\n\x12GetHistoryResponse\x12\x33\n\x0btransitions\x18\x01 \x03(\x0b\x32\x1e.symbi.lifecycle.v1.Transition*\xb0\x02\n\nAgentState\x12\x1b\n\x17\x41GENT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATE_CREATED\x10\x01\x12\x1c\n\x18\x41GENT_STATE_INITIALIZING\x10\x02\x12\x15\n\x11\x41GENT_STATE_READY\x10\x03\x12\x17\n\x13\x41GENT_STATE_RUNNING\x10\x04\x12\x19\n\x15\x41GENT_STATE_SUSPENDED\x10\x05\x12\x17\n\x13\x41GENT_STATE_WAITING\x10\x06\x12\x19\n\x15\x41GENT_STATE_COMPLETED\x10\x07\x12\x16\n\x12\x41GENT_STATE_FAILED\x10\x08\x12\x1b\n\x17\x41GENT_STATE_TERMINATING\x10\t\x12\x1a\n\x16\x41GENT_STATE_TERMINATED\x10\n2\xa9\x05\n\x10LifecycleService\x12P\n\x0b\x43reateAgent\x12&.symbi.lifecycle.v1.CreateAgentRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12J\n\x08GetAgent\x12#.symbi.lifecycle.v1.GetAgentRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12[\n\nListAgents\x12%.symbi.lifecycle.v1.ListAgentsRequest\x1a&.symbi.lifecycle.v1.ListAgentsResponse\x12K\n\x07Suspend\x12%.symbi.lifecycle.v1.TransitionRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12J\n\x06Resume\x12%.symbi.lifecycle.v1.TransitionRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12M\n\tTerminate\x12%.symbi.lifecycle.v1.TransitionRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12U\n\nWatchAgent\x12%.symbi.lifecycle.v1.WatchAgentRequest\x1a\x1e.symbi.lifecycle.v1.Transition0\x01\x12[\n\nGetHistory\x12%.symbi.lifecycle.v1.GetHistoryRequest\x1a&.symbi.lifecycle.v1.GetHistoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"symbi/lifecycle/v1/lifecycle.proto\x12\x12symbi.lifecycle.v1\x1a\x1csymbi/common/v1/common.proto\"\x93\x01\n\x12\x43reateAgentRequest\x12\r\n\x03\x64sl\x18\x01 \x01(\tH\x00\x12\x0e\n\x04toml\x18\x02 \x01(\tH\x00\x12\x0e\n\x04yaml\x18\x03 \x01(\tH\x00\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\tB\x0c\n\ndefinition\"\x94\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x10\n\x08revision\x18\x04 \x01(\x04\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12*\n\x04tier\x18\x06 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12/\n\x06limits\x18\x07 \x01(\x0b\x32\x1f.symbi.common.v1.ResourceLimits\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x12\n\npolicy_ids\x18\t \x03(\t\x12\x15\n\rcreated_at_ms\x18\n \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x0b \x01(\x03\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x10\n\x08restarts\x18\r \x01(\r\x12\r\n\x05owner\x18\x0e \x01(\t\x12\x0f\n\x07task_id\x18\x0f \x01(\t\x12\x15\n\rrestart_at_ms\x18\x10 \x01(\x03\x12\x14\n\x0cmax_restarts\x18\x11 \x01(\r\x12\x15\n\rsource_format\x18\x12 \x01(\t\x12\x13\n\x0bsource_file\x18\x13 \x01(\t\x12\x0f\n\x07version\x18\x14 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x15 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_json\x18\x16 \x01(\t\x12\x11\n\tscheduled\x18\x17 \x01(\x08\"9\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1a\n\x12include_definition\x18\x02 \x01(\x08\"\x92\x01\n\x11ListAgentsRequest\x12-\n\x05state\x18\x01 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x13\n\x0bname_prefix\x18\x02 \x01(\t\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.symbi.common.v1.PageRequest\x12\r\n\x05owner\x18\x04 \x01(\t\"{\n\x12ListAgentsResponse\x12)\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x19.symbi.lifecycle.v1.Agent\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.symbi.common.v1.PageResponse\x12\r\n\x05total\x18\x03 \x01(\r\"J\n\x11TransitionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x04\"8\n\x11WatchAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0finclude_current\x18\x02 \x01(\x08\"\xe9\x01\n\nTransition\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x32\n\nfrom_state\x18\x02 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x30\n\x08to_state\x18\x03 \x01(\x0e\x32\x1e.symbi.lifecycle.v1.AgentState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\x06 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x07 \x01(\t\x12\x0b\n\x03seq\x18\x08 \x01(\r\x12\x0f\n\x07task_id\x18\t \x01(\t\"\x1f\n\x11GetHistoryRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\\\n\x12GetHistoryResponse\x12\x33\n\x0btransitions\x18\x01 \x03(\x0b\x32\x1e.symbi.lifecycle.v1.Transition\x12\x11\n\ttruncated\x18\x02 \x01(\x08*\xb0\x02\n\nAgentState\x12\x1b\n\x17\x41GENT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATE_CREATED\x10\x01\x12\x1c\n\x18\x41GENT_STATE_INITIALIZING\x10\x02\x12\x15\n\x11\x41GENT_STATE_READY\x10\x03\x12\x17\n\x13\x41GENT_STATE_RUNNING\x10\x04\x12\x19\n\x15\x41GENT_STATE_SUSPENDED\x10\x05\x12\x17\n\x13\x41GENT_STATE_WAITING\x10\x06\x12\x19\n\x15\x41GENT_STATE_COMPLETED\x10\x07\x12\x16\n\x12\x41GENT_STATE_FAILED\x10\x08\x12\x1b\n\x17\x41GENT_STATE_TERMINATING\x10\t\x12\x1a\n\x16\x41GENT_STATE_TERMINATED\x10\n2\xa9\x05\n\x10LifecycleService\x12P\n\x0b\x43reateAgent\x12&.symbi.lifecycle.v1.CreateAgentRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12J\n\x08GetAgent\x12#.symbi.lifecycle.v1.GetAgentRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12[\n\nListAgents\x12%.symbi.lifecycle.v1.ListAgentsRequest\x1a&.symbi.lifecycle.v1.ListAgentsResponse\x12K\n\x07Suspend\x12%.symbi.lifecycle.v1.TransitionRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12J\n\x06Resume\x12%.symbi.lifecycle.v1.TransitionRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12M\n\tTerminate\x12%.symbi.lifecycle.v1.TransitionRequest\x1a\x19.symbi.lifecycle.v1.Agent\x12U\n\nWatchAgent\x12%.symbi.lifecycle.v1.WatchAgentRequest\x1a\x1e.symbi.lifecycle.v1.Transition0\x01\x12[\n\nGetHistory\x12%.symbi.lifecycle.v1.GetHistoryRequest\x1a&.symbi.lifecycle.v1.GetHistoryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'symbi.lifecycle.v1.lifecycle_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGENTSTATE']._serialized_start=1239
-  _globals['_AGENTSTATE']._serialized_end=1543
-  _globals['_CREATEAGENTREQUEST']._serialized_start=88
-  _globals['_CREATEAGENTREQUEST']._serialized_end=206
-  _globals['_AGENT']._serialized_start=209
-  _globals['_AGENT']._serialized_end=538
-  _globals['_GETAGENTREQUEST']._serialized_start=540
-  _globals['_GETAGENTREQUEST']._serialized_end=569
-  _globals['_LISTAGENTSREQUEST']._serialized_start=572
-  _globals['_LISTAGENTSREQUEST']._serialized_end=703
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=705
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=813
-  _globals['_TRANSITIONREQUEST']._serialized_start=815
-  _globals['_TRANSITIONREQUEST']._serialized_end=889
-  _globals['_WATCHAGENTREQUEST']._serialized_start=891
-  _globals['_WATCHAGENTREQUEST']._serialized_end=922
-  _globals['_TRANSITION']._serialized_start=925
-  _globals['_TRANSITION']._serialized_end=1128
-  _globals['_GETHISTORYREQUEST']._serialized_start=1130
-  _globals['_GETHISTORYREQUEST']._serialized_end=1161
-  _globals['_GETHISTORYRESPONSE']._serialized_start=1163
-  _globals['_GETHISTORYRESPONSE']._serialized_end=1236
-  _globals['_LIFECYCLESERVICE']._serialized_start=1546
-  _globals['_LIFECYCLESERVICE']._serialized_end=2227
+  _globals['_AGENTSTATE']._serialized_start=1604
+  _globals['_AGENTSTATE']._serialized_end=1908
+  _globals['_CREATEAGENTREQUEST']._serialized_start=89
+  _globals['_CREATEAGENTREQUEST']._serialized_end=236
+  _globals['_AGENT']._serialized_start=239
+  _globals['_AGENT']._serialized_end=771
+  _globals['_GETAGENTREQUEST']._serialized_start=773
+  _globals['_GETAGENTREQUEST']._serialized_end=830
+  _globals['_LISTAGENTSREQUEST']._serialized_start=833
+  _globals['_LISTAGENTSREQUEST']._serialized_end=979
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=981
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1104
+  _globals['_TRANSITIONREQUEST']._serialized_start=1106
+  _globals['_TRANSITIONREQUEST']._serialized_end=1180
+  _globals['_WATCHAGENTREQUEST']._serialized_start=1182
+  _globals['_WATCHAGENTREQUEST']._serialized_end=1238
+  _globals['_TRANSITION']._serialized_start=1241
+  _globals['_TRANSITION']._serialized_end=1474
+  _globals['_GETHISTORYREQUEST']._serialized_start=1476
+  _globals['_GETHISTORYREQUEST']._serialized_end=1507
+  _globals['_GETHISTORYRESPONSE']._serialized_start=1509
+  _globals['_GETHISTORYRESPONSE']._serialized_end=1601
+  _globals['_LIFECYCLESERVICE']._serialized_start=1911
+  _globals['_LIFECYCLESERVICE']._serialized_end=2592
 # @@protoc_insertion_point(module_scope)

@@ -80,7 +80,9 @@ class LifecycleServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateAgent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Validates a definition, stores the agent (CREATED), registers it with the policy service
+        and asks policy whether it may be created: READY, or FAILED with the reason.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -104,7 +106,8 @@ class LifecycleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Resume(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Asks policy (modify_agent) first; PERMISSION_DENIED leaves the agent suspended.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -32,10 +32,14 @@ class LifecycleServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LifecycleServiceAsyncStub: ...
     CreateAgent: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.CreateAgentRequest, _lifecycle_pb2.Agent]
+    """Validates a definition, stores the agent (CREATED), registers it with the policy service
+    and asks policy whether it may be created: READY, or FAILED with the reason.
+    """
     GetAgent: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAgentRequest, _lifecycle_pb2.Agent]
     ListAgents: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ListAgentsRequest, _lifecycle_pb2.ListAgentsResponse]
     Suspend: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.TransitionRequest, _lifecycle_pb2.Agent]
     Resume: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.TransitionRequest, _lifecycle_pb2.Agent]
+    """Asks policy (modify_agent) first; PERMISSION_DENIED leaves the agent suspended."""
     Terminate: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.TransitionRequest, _lifecycle_pb2.Agent]
     WatchAgent: _grpc.UnaryStreamMultiCallable[_lifecycle_pb2.WatchAgentRequest, _lifecycle_pb2.Transition]
     GetHistory: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.GetHistoryRequest, _lifecycle_pb2.GetHistoryResponse]
@@ -44,10 +48,14 @@ class LifecycleServiceStub:
 class LifecycleServiceAsyncStub(LifecycleServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAgent: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.CreateAgentRequest, _lifecycle_pb2.Agent]  # type: ignore[assignment]
+    """Validates a definition, stores the agent (CREATED), registers it with the policy service
+    and asks policy whether it may be created: READY, or FAILED with the reason.
+    """
     GetAgent: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAgentRequest, _lifecycle_pb2.Agent]  # type: ignore[assignment]
     ListAgents: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ListAgentsRequest, _lifecycle_pb2.ListAgentsResponse]  # type: ignore[assignment]
     Suspend: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.TransitionRequest, _lifecycle_pb2.Agent]  # type: ignore[assignment]
     Resume: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.TransitionRequest, _lifecycle_pb2.Agent]  # type: ignore[assignment]
+    """Asks policy (modify_agent) first; PERMISSION_DENIED leaves the agent suspended."""
     Terminate: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.TransitionRequest, _lifecycle_pb2.Agent]  # type: ignore[assignment]
     WatchAgent: _aio.UnaryStreamMultiCallable[_lifecycle_pb2.WatchAgentRequest, _lifecycle_pb2.Transition]  # type: ignore[assignment]
     GetHistory: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetHistoryRequest, _lifecycle_pb2.GetHistoryResponse]  # type: ignore[assignment]
@@ -58,7 +66,10 @@ class LifecycleServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _lifecycle_pb2.CreateAgentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_lifecycle_pb2.Agent, _abc.Awaitable[_lifecycle_pb2.Agent]]: ...
+    ) -> _typing.Union[_lifecycle_pb2.Agent, _abc.Awaitable[_lifecycle_pb2.Agent]]:
+        """Validates a definition, stores the agent (CREATED), registers it with the policy service
+        and asks policy whether it may be created: READY, or FAILED with the reason.
+        """
 
     @_abc_1.abstractmethod
     def GetAgent(
@@ -86,7 +97,8 @@ class LifecycleServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _lifecycle_pb2.TransitionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_lifecycle_pb2.Agent, _abc.Awaitable[_lifecycle_pb2.Agent]]: ...
+    ) -> _typing.Union[_lifecycle_pb2.Agent, _abc.Awaitable[_lifecycle_pb2.Agent]]:
+        """Asks policy (modify_agent) first; PERMISSION_DENIED leaves the agent suspended."""
 
     @_abc_1.abstractmethod
     def Terminate(
