@@ -3,11 +3,18 @@ with their publisher signature checked; bad ones are flagged, malformed ones ref
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 
+from nats.js import api as js_api
+
 from symbi.audit.v1 import audit_pb2
+from symbi.bus.v1 import events_pb2
+from symbi_audit.checkpoint import SignedCheckpoint
 from symbi_audit.event import AuditEvent
+from symbi_audit.note import NoteVerifier
+from symbi_common.bus import ConsumerSpec, Received
 from symbi_testing import eventually
 
 from .conftest import PUBLISHER, Publisher, StartAudit
@@ -143,3 +150,42 @@ async def _has(fetch: object, wanted: set[str]) -> bool:
 async def _count(fetch: object, n: int) -> bool:
     assert callable(fetch)
     return len(await fetch()) >= n
+
+
+async def test_checkpoints_are_announced_signed_on_the_bus(
+    start_audit: StartAudit, publisher: Publisher
+) -> None:
+    audit = await start_audit()
+    await publisher.reaches(audit.principal)
+    for i in range(3):
+        await publisher.bus.recorder.record("tool.call", details={"n": i})
+    announced: list[tuple[str, events_pb2.CheckpointPublished]] = []
+
+    async def collect(received: Received) -> None:
+        announced.append((received.sender, received.parse(events_pb2.CheckpointPublished)))
+
+    spec = ConsumerSpec.subscription(
+        "SYMBI_EVENTS",
+        ("symbi.checkpoint.>",),
+        "audit-test-checkpoints",
+        deliver_policy=js_api.DeliverPolicy.ALL,
+    )
+    watcher = asyncio.create_task(publisher.bus.consume(spec, collect))
+    try:
+        await eventually(
+            lambda: any(m.tree_size >= 3 for _, m in announced),
+            timeout=20,
+            message="a checkpoint covering the 3 events",
+        )
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    status = await audit.stub.GetStatus(audit_pb2.GetStatusRequest(), timeout=5)
+    key = NoteVerifier.parse(status.log_key)
+    sender, message = next((s, m) for s, m in announced if m.tree_size >= 3)
+    assert sender == audit.principal
+    assert message.origin == "symbi.audit/a"
+    signed = SignedCheckpoint.open(message.signed_note, [key])
+    assert (signed.size, signed.root_hash) == (message.tree_size, message.root_hash)
+    sizes = [m.tree_size for _, m in announced]
+    assert sizes == sorted(set(sizes)), "each size once, in order"
