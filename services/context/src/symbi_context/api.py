@@ -13,13 +13,14 @@ refused (PERMISSION_DENIED) and audited.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from symbi.context.v1 import context_pb2 as pb
-from symbi_common.errors import InvalidArgument, NotFound, PermissionDenied
+from symbi_common.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 
 from . import convert
 from .audit import AuditEventSink, Caller
@@ -31,6 +32,8 @@ from .ports import AccessLevel
 from .rag import RagPipeline
 
 __all__ = ["PLATFORM_OWNER", "ContextApi", "IngestLimits"]
+
+log = logging.getLogger(__name__)
 
 #: Owner of documents ingested over gRPC without an agent id: the platform's shared
 #: knowledge base (agents read it as they read any other owner's documents: by policy).
@@ -322,6 +325,7 @@ class ContextApi:
                 claimed = msg.agent_id
                 default = PLATFORM_OWNER if caller.transport == "grpc" else ""
                 owner = await self.agent_for(caller, claimed, owner_default=default)
+                await self._register_dataset(caller, owner)
                 await self._authorize_writes(caller, owner, [KNOWLEDGE_TYPE])
             elif msg.agent_id and msg.agent_id != claimed:
                 raise InvalidArgument("one ingest stream has one owner", reason="MIXED_AGENTS")
@@ -343,6 +347,17 @@ class ContextApi:
         if pending is not None:
             await self._ingest_one(owner, pending, response)
         return response
+
+    async def _register_dataset(self, caller: Caller, owner: str) -> None:
+        """The owner's knowledge dataset must be a known policy entity before anything can
+        be decided about it: required before a write check, best effort otherwise (readers
+        are denied — fail closed — until a later ingest registers it)."""
+        try:
+            await self._policy.ensure_dataset(owner)
+        except Unavailable as exc:
+            if caller.check_writes:
+                raise
+            log.warning("knowledge of %s not registered with the policy yet: %s", owner, exc)
 
     async def _ingest_one(
         self, owner: str, pending: _PendingDocument, response: pb.IngestResponse

@@ -17,6 +17,11 @@ Every request's context carries ``memory_type`` (``short_term`` … ``shared``, 
 ``read(memory)`` names) and, for reads and shares, ``access_level`` (``public`` …
 ``secret``).
 
+The policy service decides only on known entities: agents are registered by the lifecycle
+service (contract C2); the ``Dataset::"knowledge/<owner>"`` entities are this service's, upserted
+(without attributes) when an owner first ingests — policies read the document's level from
+``context.access_level``.
+
 When the policy service cannot answer, :class:`~symbi_common.policy_client.PolicyClient`
 denies (``fail_closed``). Reads then simply do not see other agents' data; a write or a share
 raises :class:`~symbi_common.errors.Unavailable` (retryable) instead of a denial that would
@@ -26,12 +31,14 @@ look like the policy's answer.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter
 
-from symbi_common.errors import PermissionDenied, Unavailable
+from symbi.policy.v1 import policy_pb2
+from symbi_common.errors import PermissionDenied, SymbiError, Unavailable
 from symbi_common.policy_client import EntityRef, PolicyClient, PolicyDecision, PolicyQuestion
 
 from .ports import AccessDecision, AccessRequest
@@ -48,6 +55,9 @@ DECISIONS = Counter(
     "Policy decisions the context service asked for, by action and outcome.",
     ["action", "outcome"],
 )
+
+#: Contract C1: entity upserts (callers with role service only).
+PUT_ENTITIES_SUBJECT = "symbi.rpc.policy.put_entities"
 
 _WRITE_ACTIONS = frozenset({"share_context", "write_context"})
 
@@ -90,10 +100,40 @@ def write_question(agent_id: str, memory_type: str, tags: Sequence[str] = ()) ->
 
 class PolicyServicePort:
     """:class:`~symbi_context.ports.PolicyPort` backed by the policy service, plus the write
-    gate of the service edges."""
+    gate of the service edges and the registration of knowledge datasets."""
 
-    def __init__(self, client: PolicyClient) -> None:
+    def __init__(self, client: PolicyClient, *, max_known_datasets: int = 100_000) -> None:
         self._client = client
+        self._known_datasets: OrderedDict[str, None] = OrderedDict()
+        self._max_known = max_known_datasets
+
+    async def ensure_dataset(self, owner: str) -> None:
+        """Register ``Dataset::"knowledge/<owner>"`` in the policy's entity set (an upsert
+        without attributes, once per owner and process): the policy service decides only
+        on known resources. Unavailable when the policy service cannot take it."""
+        if owner in self._known_datasets:
+            self._known_datasets.move_to_end(owner)
+            return
+        ref = _resource(owner, KNOWLEDGE_TYPE)
+        request = policy_pb2.PutEntitiesRequest(
+            entities=[policy_pb2.Entity(uid=policy_pb2.EntityRef(type=ref.type, id=ref.id))]
+        )
+        try:
+            reply = await self._client.bus.request(
+                PUT_ENTITIES_SUBJECT,
+                request,
+                topic=self._client.topic,
+                timeout=self._client.timeout_s,
+            )
+            reply.parse(policy_pb2.PutEntitiesResponse)
+        except SymbiError as exc:
+            raise Unavailable(
+                f"cannot register {ref.type}::{ref.id!r} with the policy service: {exc.message}",
+                reason="POLICY_UNAVAILABLE",
+            ) from None
+        self._known_datasets[owner] = None
+        if len(self._known_datasets) > self._max_known:
+            self._known_datasets.popitem(last=False)
 
     async def _evaluate(self, questions: Sequence[PolicyQuestion]) -> list[PolicyDecision]:
         if len(questions) == 1:

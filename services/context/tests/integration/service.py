@@ -68,6 +68,15 @@ async def put_policy(process: ServiceProcess, policy_id: str, source: str) -> No
         await stub.PutPolicy(policy_pb2.PutPolicyRequest(id=policy_id, source=source), timeout=10)
 
 
+async def register_agents(process: ServiceProcess, *agent_ids: str) -> None:
+    """What the lifecycle service does on create (contract C2): agents become entities."""
+    entities = [
+        policy_pb2.Entity(uid=policy_pb2.EntityRef(type="Agent", id=agent)) for agent in agent_ids
+    ]
+    async with policy_stub(process) as stub:
+        await stub.PutEntities(policy_pb2.PutEntitiesRequest(entities=entities), timeout=10)
+
+
 def memory(content: str, **fields: object) -> pb.MemoryItem:
     return pb.MemoryItem(content=content, **fields)  # type: ignore[arg-type]
 
