@@ -1,11 +1,16 @@
-"""Audit log benchmark: durable append throughput and proof latency.
+"""Audit log benchmark: durable append throughput, service ingest, and proof latency.
 
 Baseline, in the same run: the same serialized events written to a plain file with one
-fsync per batch (the floor any durable log pays). Then proof latency at 1,000,000 entries
-(the store is built once in a temp dir).
+fsync per batch (the floor any durable log pays). Then the audit service as a process on a
+real nats-server (fsync on every write): events signed and published over the secure bus by
+another principal, ingested (envelope and publisher signatures checked, appended durably,
+acknowledged) — as a backlog drained after a restart and live, end to end; its baseline is
+the store's own append rate above. Then proof latency at 1,000,000 entries (the store is
+built once in a temp dir).
 
     uv run python bench/audit.py                 # full size
     uv run python bench/audit.py --quick         # small sizes while developing
+    uv run python bench/audit.py --no-service    # skip the service part
 
 Targets (ARCHITECTURE.md §7): ≥ 10,000 events/s durable; proofs < 1 ms at 1M entries.
 The last line is ``audit durable/file ratio: <x>``.
@@ -14,6 +19,8 @@ The last line is ``audit durable/file ratio: <x>``.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import random
 import statistics
@@ -24,7 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from symbi_audit.event import AuditEvent
+from symbi_audit.event import AuditEvent, sign_event
 from symbi_audit.merkle import verify_consistency, verify_inclusion
 from symbi_audit.store import AuditStore
 
@@ -83,13 +90,125 @@ def timed(fn: Callable[[], object], n: int) -> tuple[list[float], list[float]]:
     return wall, cpu
 
 
+async def bench_service(root: Path, n_events: int, inflight: int) -> tuple[float, float, float]:
+    """(backlog ingest ev/s, live end-to-end ev/s, publish ev/s) of the audit service."""
+    import nats
+    from nats.js.errors import KeyNotFoundError
+
+    from symbi.audit.v1 import audit_pb2, audit_pb2_grpc
+    from symbi_common.auditing import to_proto
+    from symbi_common.bus import BusEndpoint
+    from symbi_common.bus.directory import topic_token
+    from symbi_common.bus.permissions import inbox_prefix
+    from symbi_common.config import NatsSection
+    from symbi_common.grpc import open_channel
+    from symbi_common.jetstream import Provisioner
+    from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
+    from symbi_testing.services import ServiceCluster
+
+    server = NatsServerProcess(NatsServerConfig(store_dir=root / "nats", sync_always=True))
+    server.start()
+    cluster = ServiceCluster(root / "services", server.url, server.monitor_url)
+    env = {"SYMBI_LOG_LEVEL": "warning"}
+    publisher_id = "svc-bench-audit-pub"
+    nc = None
+    runner = None
+    try:
+        audit = await cluster.start_serving("audit", instance="bench", env=env)
+        credentials = cluster.authority.issue(publisher_id, "service")
+        nc = await nats.connect(server.url, inbox_prefix=inbox_prefix(publisher_id))
+        js = nc.jetstream()
+        await Provisioner(js, NatsSection()).provision()
+        endpoint = await BusEndpoint.open(nc, js, credentials)
+        runner = asyncio.create_task(endpoint.run())
+        bus = endpoint.bus
+        deadline = time.monotonic() + 30
+        while True:  # until the platform key is sealed to the audit service too
+            try:
+                entry = await endpoint.directory.groups_kv.get(f"meta.{topic_token('platform')}")
+                state = json.loads(entry.value or b"{}")
+                latest = bus.groups.latest("platform")
+                if (
+                    "svc-audit-bench" in state.get("members", {})
+                    and latest is not None
+                    and latest[0] == state["generation"]
+                ):
+                    break
+            except KeyNotFoundError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the platform key never reached the audit service")
+            await asyncio.sleep(0.05)
+
+        def signed(i: int, run: str) -> object:
+            event = AuditEvent.create(
+                event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"symbi-bench-audit/{run}/{i}"),
+                event_type=("policy.decision", "tool.call", "sandbox.run")[i % 3],
+                actor=publisher_id,
+                agent_id=f"agent-{i % 1000}",
+                details={"decision": "allow", "action": "fs.read", "resource": f"/data/{i}"},
+                trace_id=f"{i:032x}",
+                compliance_tags=("GDPR",),
+            )
+            return to_proto(sign_event(event, bus.keys.key_id, bus.keys.signing_key))
+
+        async def publish_all(messages: list[object]) -> float:
+            gate = asyncio.Semaphore(inflight)
+
+            async def one(message: object) -> None:
+                async with gate:
+                    await bus.audit(message)  # type: ignore[arg-type]
+
+            start = time.perf_counter()
+            async with asyncio.TaskGroup() as tg:
+                for message in messages:
+                    tg.create_task(one(message))
+            return time.perf_counter() - start
+
+        async def wait_size(stub: object, size: int) -> float:
+            while True:
+                status = await stub.GetStatus(audit_pb2.GetStatusRequest(), timeout=10)  # type: ignore[attr-defined]
+                if status.size >= size:
+                    return time.perf_counter()
+                await asyncio.sleep(0.02)
+
+        # Backlog: publish while the service is down, then time the drain after a restart.
+        audit.stop()
+        await publish_all([signed(i, "backlog") for i in range(n_events)])
+        audit = await cluster.start_serving("audit", instance="bench", env=env)
+        assert audit.grpc_address is not None
+        async with open_channel(audit.grpc_address) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            while (await stub.GetStatus(audit_pb2.GetStatusRequest(), timeout=10)).size == 0:  # noqa: ASYNC110 (polls another process)
+                await asyncio.sleep(0.005)
+            first = time.perf_counter()
+            backlog_s = await wait_size(stub, n_events) - first
+            # Live: publish with the service running; until the last one is appended.
+            live = [signed(i, "live") for i in range(n_events)]
+            start = time.perf_counter()
+            publish_s = await publish_all(live)
+            live_s = await wait_size(stub, 2 * n_events) - start
+        return n_events / backlog_s, n_events / live_s, n_events / publish_s
+    finally:
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        if nc is not None:
+            await nc.close()
+        cluster.stop_all()
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for development")
     parser.add_argument("--events", type=int, help="events for the throughput runs")
     parser.add_argument("--tree", type=int, help="entries for the proof-latency store")
+    parser.add_argument("--service-events", type=int, help="events for the service ingest runs")
+    parser.add_argument("--no-service", action="store_true", help="skip the service ingest part")
     args = parser.parse_args()
     n_events = args.events or (20_000 if args.quick else 100_000)
+    n_service = args.service_events or (5_000 if args.quick else 20_000)
     n_tree = args.tree or (100_000 if args.quick else 1_000_000)
     rng = random.Random(7)
 
@@ -100,6 +219,7 @@ def main() -> None:
         print(f"events: {n_events}, mean canonical size {sum(map(len, payloads)) / n_events:.0f} B")
         print(f"{'batch':>6} {'store ev/s':>12} {'file ev/s':>12} {'ratio':>7}")
         ratio_at_main = 0.0
+        store_at_main = 0.0
         for batch in (100, 500, 2000):
             file_s = bench_file(root / f"plain-{batch}.log", payloads, batch)
             store_s = bench_store(root / f"store-{batch}.db", events, batch)
@@ -109,7 +229,21 @@ def main() -> None:
             )
             if batch == 500:
                 ratio_at_main = ratio
+                store_at_main = n_events / store_s
         del events, payloads
+
+        if not args.no_service:
+            backlog, live, published = asyncio.run(
+                bench_service(root / "service", n_service, inflight=512)
+            )
+            print(
+                f"service ingest ({n_service:,} events over the secure bus, batches of 500): "
+                f"backlog {backlog:,.0f} ev/s, live end-to-end {live:,.0f} ev/s "
+                f"(published at {published:,.0f} ev/s)"
+            )
+            print(
+                f"service backlog ingest / store append (batch 500): {backlog / store_at_main:.3f}"
+            )
 
         # Proof latency at n_tree entries: build once, in batches, events made on the fly.
         db = root / "tree.db"

@@ -81,7 +81,11 @@ class AuditService:
         bus = runtime.bus
         self.announcer = CheckpointAnnouncer(bus, audit_log.store.origin)
         self.ingestor = Ingestor(
-            threads, bus, self.announcer, IngestAlarms(bus, rate=section.alarm_rate)
+            threads,
+            bus,
+            self.announcer,
+            IngestAlarms(bus, rate=section.alarm_rate),
+            verify_threads=section.verify_threads,
         )
         spec = ingest_consumer(
             runtime.provisioner.stream_name(_AUDIT_STREAM),
@@ -130,6 +134,8 @@ class AuditService:
             await asyncio.sleep(tick)
 
     async def close(self) -> None:
+        if self.ingestor is not None:
+            await asyncio.to_thread(self.ingestor.close)
         if self.threads is not None:
             await asyncio.to_thread(self.threads.close)
 

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from nats.js import api as js_api
@@ -154,16 +155,22 @@ class _Appended:
     size_before: int
 
 
-def _append(log_: AuditLog, parsed: Sequence[_Parsed], keys: _KeyTable) -> _Appended:
-    """Writer thread: classify every publisher signature, then append durably."""
+def _classify(parsed: Sequence[_Parsed], keys: _KeyTable) -> list[PublisherStatus]:
+    """Check publisher signatures (verification threads: libsodium releases the GIL)."""
+    return [classify(p.event, keys) for p in parsed]
+
+
+def _append(
+    log_: AuditLog, parsed: Sequence[_Parsed], statuses: Sequence[PublisherStatus], keys: _KeyTable
+) -> _Appended:
+    """Writer thread: append durably with each event's ingest record."""
     events = [p.event for p in parsed]
-    statuses = [classify(e, keys) for e in events]
     records = [
         IngestRecord(status, sender=p.sender, publisher=keys.principal_of(p.event.publisher_key_id))
         for p, status in zip(parsed, statuses, strict=True)
     ]
     before = log_.store.size
-    return _Appended(log_.append_batch(events, records), statuses, before)
+    return _Appended(log_.append_batch(events, records), list(statuses), before)
 
 
 @dataclass
@@ -269,12 +276,35 @@ class Ingestor:
         bus: SecureBus,
         announcer: CheckpointAnnouncer,
         alarms: IngestAlarms,
+        *,
+        verify_threads: int = 2,
     ) -> None:
         self.threads = threads
         self.bus = bus
         self.announcer = announcer
         self.alarms = alarms
         self.counts = IngestCounts()
+        self._verify_threads = verify_threads
+        self._verifier = ThreadPoolExecutor(
+            max_workers=verify_threads, thread_name_prefix="audit-verify"
+        )
+
+    def close(self) -> None:
+        """Stop the verification threads (blocking; after the consumer was cancelled)."""
+        self._verifier.shutdown(wait=True, cancel_futures=True)
+
+    async def _classify_all(
+        self, parsed: Sequence[_Parsed], keys: _KeyTable
+    ) -> list[PublisherStatus]:
+        loop = asyncio.get_running_loop()
+        size = max(64, -(-len(parsed) // self._verify_threads))
+        chunks = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._verifier, _classify, parsed[i : i + size], keys)
+                for i in range(0, len(parsed), size)
+            )
+        )
+        return [status for chunk in chunks for status in chunk]
 
     async def handle(self, batch: list[Received]) -> None:
         started = time.perf_counter()
@@ -288,8 +318,11 @@ class Ingestor:
             parsed.append(_Parsed(event, received.sender))
         if parsed:
             keys = await self._resolve_keys(parsed)
+            statuses = await self._classify_all(parsed, keys)
             try:
-                appended = await self.threads.write(_append, self.threads.log, parsed, keys)
+                appended = await self.threads.write(
+                    _append, self.threads.log, parsed, statuses, keys
+                )
             except SymbiError as exc:
                 # Not acknowledged: the batch comes back. Storage failures are worth retrying.
                 raise Unavailable(f"audit store append failed: {exc.message}") from exc

@@ -45,6 +45,8 @@ class AuditSection(Section):
     #: How long JetStream waits for this replica's ack before redelivering (after a crash
     #: the unacknowledged tail comes back after this long).
     ack_wait_s: float = Field(10.0, ge=1, le=3600)
+    #: Threads that check publisher signatures of a batch in parallel.
+    verify_threads: int = Field(2, ge=1, le=64)
     #: Threads that serve reads (queries, proofs, exports) concurrently with ingest.
     reader_threads: int = Field(4, ge=1, le=64)
     #: Audit events the service emits about unverified or malformed input, per second per
