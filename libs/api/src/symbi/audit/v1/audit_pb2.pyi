@@ -281,3 +281,23 @@ class LogStatus(_message.Message):
     log_key: str
     ingest: IngestStats
     def __init__(self, origin: _Optional[str] = ..., size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., archived_before: _Optional[int] = ..., latest_checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., log_key: _Optional[str] = ..., ingest: _Optional[_Union[IngestStats, _Mapping]] = ...) -> None: ...
+
+class ArchiveRequest(_message.Message):
+    __slots__ = ("fresh_checkpoint",)
+    FRESH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    fresh_checkpoint: bool
+    def __init__(self, fresh_checkpoint: _Optional[bool] = ...) -> None: ...
+
+class ArchiveResponse(_message.Message):
+    __slots__ = ("archived", "path", "start", "end", "removed")
+    ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    archived: bool
+    path: str
+    start: int
+    end: int
+    removed: int
+    def __init__(self, archived: _Optional[bool] = ..., path: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., removed: _Optional[int] = ...) -> None: ...

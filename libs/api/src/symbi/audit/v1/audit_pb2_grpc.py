@@ -84,6 +84,11 @@ class AuditServiceStub:
                 request_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.LogStatus.FromString,
                 _registered_method=True)
+        self.Archive = channel.unary_unary(
+                '/symbi.audit.v1.AuditService/Archive',
+                request_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ArchiveRequest.SerializeToString,
+                response_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ArchiveResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -154,6 +159,15 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Archive(self, request, context):
+        """Retention: move entries up to the latest checkpoint into a verified export file in the
+        service's archive directory and drop their bodies from the store (hashes stay: proofs
+        keep working). See docs/audit.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +220,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.GetStatusRequest.FromString,
                     response_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.LogStatus.SerializeToString,
+            ),
+            'Archive': grpc.unary_unary_rpc_method_handler(
+                    servicer.Archive,
+                    request_deserializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ArchiveRequest.FromString,
+                    response_serializer=symbi_dot_audit_dot_v1_dot_audit__pb2.ArchiveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -478,6 +497,33 @@ class AuditService:
             '/symbi.audit.v1.AuditService/GetStatus',
             symbi_dot_audit_dot_v1_dot_audit__pb2.GetStatusRequest.SerializeToString,
             symbi_dot_audit_dot_v1_dot_audit__pb2.LogStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Archive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.audit.v1.AuditService/Archive',
+            symbi_dot_audit_dot_v1_dot_audit__pb2.ArchiveRequest.SerializeToString,
+            symbi_dot_audit_dot_v1_dot_audit__pb2.ArchiveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,11 @@ class AuditServiceStub:
     Report: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ReportRequest, _audit_pb2.ReportResponse]
     GetStatus: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetStatusRequest, _audit_pb2.LogStatus]
     """Size, head, log key and ingest counters of this replica's log."""
+    Archive: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ArchiveRequest, _audit_pb2.ArchiveResponse]
+    """Retention: move entries up to the latest checkpoint into a verified export file in the
+    service's archive directory and drop their bodies from the store (hashes stay: proofs
+    keep working). See docs/audit.md.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -67,6 +72,11 @@ class AuditServiceAsyncStub(AuditServiceStub):
     Report: _aio.UnaryUnaryMultiCallable[_audit_pb2.ReportRequest, _audit_pb2.ReportResponse]  # type: ignore[assignment]
     GetStatus: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetStatusRequest, _audit_pb2.LogStatus]  # type: ignore[assignment]
     """Size, head, log key and ingest counters of this replica's log."""
+    Archive: _aio.UnaryUnaryMultiCallable[_audit_pb2.ArchiveRequest, _audit_pb2.ArchiveResponse]  # type: ignore[assignment]
+    """Retention: move entries up to the latest checkpoint into a verified export file in the
+    service's archive directory and drop their bodies from the store (hashes stay: proofs
+    keep working). See docs/audit.md.
+    """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -143,5 +153,16 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.LogStatus, _abc.Awaitable[_audit_pb2.LogStatus]]:
         """Size, head, log key and ingest counters of this replica's log."""
+
+    @_abc_1.abstractmethod
+    def Archive(
+        self,
+        request: _audit_pb2.ArchiveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ArchiveResponse, _abc.Awaitable[_audit_pb2.ArchiveResponse]]:
+        """Retention: move entries up to the latest checkpoint into a verified export file in the
+        service's archive directory and drop their bodies from the store (hashes stay: proofs
+        keep working). See docs/audit.md.
+        """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
