@@ -862,3 +862,26 @@ def consistency_proof(
             indent=2,
         )
     )
+
+
+@app.command()
+def archive(
+    fresh_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-checkpoint", help="Sign a checkpoint now, so everything is archived."
+        ),
+    ] = False,
+    address: AddressOption = None,
+) -> None:
+    """Retention: move entries up to the latest checkpoint into a verified archive file on
+    the service's host and drop their bodies from the store (proofs keep working)."""
+    request = audit_pb2.ArchiveRequest(fresh_checkpoint=fresh_checkpoint)
+    response = _call(address, lambda stub: stub.Archive(request, timeout=3600))
+    if not response.archived:
+        _out.print("nothing new to archive (no checkpoint beyond the last archive)")
+        return
+    _out.print(
+        f"archived entries {response.start}..{response.end - 1} to {escape(response.path)} "
+        f"({response.removed} event bodies removed from the store)"
+    )

@@ -46,7 +46,7 @@ class AuditService:
     def __init__(self, settings: AuditSettings, signer: NoteSigner) -> None:
         self.settings = settings
         self.signer = signer
-        self.servicer = AuditServicer()
+        self.servicer = AuditServicer(settings.archive_dir)
         self.threads: LogThreads | None = None
         self.ingestor: Ingestor | None = None
         self.announcer: CheckpointAnnouncer | None = None

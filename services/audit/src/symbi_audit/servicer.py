@@ -7,9 +7,11 @@ reader pool against WAL snapshots. Operations that sign a checkpoint (a fresh
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -46,7 +48,9 @@ def _event_id(text: str) -> uuid.UUID:
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     """Serves one replica's log; every call answers UNAVAILABLE until :meth:`attach`."""
 
-    def __init__(self) -> None:
+    def __init__(self, archive_dir: Path) -> None:
+        self._archive_dir = archive_dir
+        self._archiving = asyncio.Lock()
         self._threads: LogThreads | None = None
         self._counts: Callable[[], IngestCounts] = IngestCounts
         self._consumer = ""
@@ -332,3 +336,22 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             )
         )
         return status
+
+    async def Archive(
+        self, request: audit_pb2.ArchiveRequest, context: Context
+    ) -> audit_pb2.ArchiveResponse:
+        async with self._archiving:
+            if request.fresh_checkpoint:
+                await self.threads.write(self.log.checkpoint)
+            # A reader thread: exporting and verifying a segment takes a while and must not
+            # hold up ingest; the final prune takes the store's write lock on its own.
+            result = await self.threads.read(self.log.archive, self._archive_dir)
+        if result is None:
+            return audit_pb2.ArchiveResponse(archived=False)
+        return audit_pb2.ArchiveResponse(
+            archived=True,
+            path=str(result.path),
+            start=result.start,
+            end=result.end,
+            removed=result.removed,
+        )

@@ -36,6 +36,8 @@ class AuditSection(Section):
     key_file: Path | None = None
     #: The SQLite store; empty means ``<data_dir>/audit/audit.db``.
     store_path: Path | None = None
+    #: Where ``Archive`` writes retention segments; empty means ``<data_dir>/audit/archive``.
+    archive_dir: Path | None = None
     #: Sign a checkpoint after this many new entries, or after this many seconds when
     #: anything new arrived.
     checkpoint_every_entries: int = Field(1000, ge=1, le=10_000_000)
@@ -96,6 +98,11 @@ class AuditSettings(ServiceSettings):
     def key_path(self) -> Path:
         """The log's signing key file."""
         return self.audit.key_file or self.audit_dir / "log.key"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where retention segments go."""
+        return self.audit.archive_dir or self.audit_dir / "archive"
 
     @property
     def store_path(self) -> Path:

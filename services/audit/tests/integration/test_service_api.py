@@ -21,7 +21,7 @@ from symbi_audit.merkle import leaf_hash
 from symbi_audit.note import NoteVerifier
 from symbi_audit.proof import ConsistencyProof, InclusionProof
 from symbi_audit.verify import verify_export_file
-from symbi_common.errors import InvalidArgument, NotFound
+from symbi_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from symbi_common.grpc import error_from_rpc
 from symbi_testing import eventually
 
@@ -315,3 +315,43 @@ async def test_reports_in_three_formats(
 
 async def _size_above(audit: AuditProcess, size: int) -> bool:
     return await audit.size() > size
+
+
+async def test_archive_keeps_proofs_and_later_exports_working(
+    start_audit: StartAudit, publisher: Publisher, events: list[AuditEvent], tmp_path: Path
+) -> None:
+    audit = await start_audit()
+    await publisher.reaches(audit.principal)
+    signed = [publisher.sign(e) for e in events]
+    await _publish(audit, publisher, signed[:25])
+    status = await audit.stub.GetStatus(audit_pb2.GetStatusRequest(), timeout=5)
+    key = NoteVerifier.parse(status.log_key)
+    done = await audit.stub.Archive(audit_pb2.ArchiveRequest(fresh_checkpoint=True), timeout=30)
+    assert done.archived
+    assert (done.start, done.end, done.removed) == (0, status.size, status.size)
+    assert verify_export_file(Path(done.path), [key]).ok
+    again = await audit.stub.Archive(audit_pb2.ArchiveRequest(), timeout=30)
+    assert not again.archived
+
+    await _publish(audit, publisher, signed[25:])
+    archived_id = str(signed[3].event_id)
+    # The archived event's body is gone from the store, its proof is still served.
+    gone = audit.stub.GetEvent(audit_pb2.GetEventRequest(event_id=archived_id))
+    assert isinstance(await _error(gone), FailedPrecondition)
+    head = await audit.stub.GetCheckpoint(audit_pb2.GetCheckpointRequest(fresh=True), timeout=5)
+    proof = await audit.stub.GetInclusionProof(
+        audit_pb2.GetInclusionProofRequest(event_id=archived_id), timeout=5
+    )
+    assert proof.leaf_hash == leaf_hash(signed[3].canonical_bytes)
+    InclusionProof(proof.index, proof.tree_size, proof.leaf_hash, tuple(proof.hashes)).verify(
+        SignedCheckpoint.open(head.signed_note, [key]).root_hash
+    )
+    assert archived_id not in await _ids(audit)
+    # A later export starts at the archive boundary and still verifies.
+    export = tmp_path / "after-archive.jsonl"
+    with export.open("wb") as out:
+        async for chunk in audit.stub.Export(audit_pb2.ExportRequest(), timeout=30):
+            out.write(chunk.data)
+    result = verify_export_file(export, [key])
+    assert result.ok, result.problem
+    assert result.start == done.end
