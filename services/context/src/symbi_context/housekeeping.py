@@ -53,6 +53,7 @@ class Job:
 async def run_periodically(job: Job, health: HealthSetter) -> None:
     """Run ``job`` every ``interval_s`` until cancelled."""
     failures = 0
+    unhealthy = False
     while True:
         await asyncio.sleep(job.interval_s)
         started = time.perf_counter()
@@ -62,7 +63,9 @@ async def run_periodically(job: Job, health: HealthSetter) -> None:
             failures += 1
             RUNS.labels(job.name, "unavailable").inc()
             log.warning("%s: store unavailable (%s); retrying", job.name, exc.message)
-            await health(False)
+            if not unhealthy:
+                await health(False)
+                unhealthy = True
         except Exception:
             failures += 1
             RUNS.labels(job.name, "error").inc()
@@ -70,8 +73,9 @@ async def run_periodically(job: Job, health: HealthSetter) -> None:
             if failures >= job.max_consecutive_failures:
                 raise
         else:
-            if failures:
+            if unhealthy:
                 await health(True)
+                unhealthy = False
             failures = 0
             RUNS.labels(job.name, "ok").inc()
             if handled:

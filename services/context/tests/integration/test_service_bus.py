@@ -9,13 +9,14 @@ write over the bus cannot be decided and fails closed (UNAVAILABLE, retryable).
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from nats.js.api import DeliverPolicy
 
 from symbi.bus.v1 import events_pb2
 from symbi.context.v1 import context_pb2 as pb
-from symbi_common.auditing import from_proto
+from symbi_common.auditing import AuditEvent, from_proto
 from symbi_common.bus import ConsumerSpec, Received
 from symbi_common.errors import PermissionDenied, Unavailable
 from symbi_testing import eventually
@@ -29,7 +30,7 @@ CONTEXT = "svc-context-a"
 
 
 async def test_node_vouches_agent_acts_as_itself(services: ServiceCluster) -> None:
-    proc = await start_context(services)
+    proc = await start_context(services, env={"SYMBI_CONTEXT__SWEEP_INTERVAL_S": "0.2"})
     async with context_stub(proc) as stub:
         for agent in (A, B):
             await stub.StoreContext(
@@ -44,13 +45,24 @@ async def test_node_vouches_agent_acts_as_itself(services: ServiceCluster) -> No
         bus_endpoint(services, B, "agent") as agent,
         bus_endpoint(services, "svc-auditor-t", "service") as auditor,
     ):
-        await eventually(lambda: node.bus.groups.latest("platform") is not None, timeout=20)
+        await eventually(
+            lambda: all(m.bus.groups.latest("platform") for m in (node, auditor)), timeout=20
+        )
+        async with context_stub(proc) as stub:
+            await stub.StoreContext(
+                pb.StoreContextRequest(
+                    item=memory("fleeting", agent_id=A, type=pb.MEMORY_TYPE_SHORT_TERM, ttl_s=1)
+                ),
+                timeout=10,
+            )
 
         # A node vouches for the agent it runs: agent_id is believed.
         reply = await eventually(
             lambda: node.bus.request(
                 "symbi.rpc.context.retrieve",
-                pb.RetrieveContextRequest(agent_id=A, query="vault code"),
+                pb.RetrieveContextRequest(
+                    agent_id=A, query="vault code", types=[pb.MEMORY_TYPE_LONG_TERM]
+                ),
                 topic="platform",
                 timeout=5,
             ),
@@ -100,25 +112,34 @@ async def test_node_vouches_agent_acts_as_itself(services: ServiceCluster) -> No
             )
         assert undecided.value.reason == "POLICY_UNAVAILABLE"
 
-        # The refusal is in the audit stream, signed by the context service.
-        refused: list[events_pb2.AuditEvent] = []
+        # The refusal is in the audit stream, signed by the context service, and so is the
+        # sweep that deleted the expired short-term memory. (Events published before this
+        # test's auditor joined the platform topic are sealed to an older group key it does
+        # not hold, so the test looks only at later ones.)
+        events: dict[str, list[AuditEvent]] = {}
 
         async def collect(message: Received) -> None:
-            refused.append(message.parse(events_pb2.AuditEvent))
+            event = from_proto(message.parse(events_pb2.AuditEvent))
+            events.setdefault(event.event_type, []).append(event)
 
         spec = ConsumerSpec.subscription(
             "SYMBI_AUDIT",
-            ("symbi.audit.context_request_refused",),
-            "t-refusals",
+            tuple(f"symbi.audit.context_{kind}" for kind in ("request_refused", "swept", "stored")),
+            "t-context-audit",
             deliver_policy=DeliverPolicy.ALL,
         )
         task = asyncio.create_task(auditor.bus.consume(spec, collect))
         try:
-            await eventually(lambda: refused, timeout=20)
+            await eventually(
+                lambda: {"context.request_refused", "context.swept"} <= set(events), timeout=20
+            )
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        event = from_proto(refused[0])
-        assert event.agent_id == B
-        assert event.actor == CONTEXT
-        assert '"claimed_agent_id":"agent-aaaaaaaaaaaa"' in event.details_json.replace(" ", "")
+        (refusal,) = events["context.request_refused"]
+        assert refusal.agent_id == B
+        assert refusal.actor == CONTEXT
+        details = json.loads(refusal.details_json)
+        assert details["claimed_agent_id"] == A
+        assert (details["via"], details["caller"], details["caller_role"]) == ("bus", B, "agent")
+        assert json.loads(events["context.swept"][0].details_json)["count"] == 1
