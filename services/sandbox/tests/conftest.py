@@ -89,9 +89,15 @@ class FakeBackend:
         return {"tool": tool, "arguments": dict(arguments)}
 
     async def store_memory(
-        self, ctx: AgentContext, content: str, *, kind: str, metadata: Mapping[str, Any]
+        self,
+        ctx: AgentContext,
+        content: str,
+        *,
+        kind: str,
+        metadata: Mapping[str, Any],
+        tags: list[str] | None = None,
     ) -> str:
-        self._check("memory.store", ctx, kind, content)
+        self._check("memory.store", ctx, kind, content, tags or [])
         item = MemoryItem(f"mem{len(self.memories) + 1}", content, 1.0, kind, dict(metadata))
         self.memories.append(item)
         return item.memory_id

@@ -30,6 +30,7 @@ __all__ = [
     "CHANNEL_SOCKET",
     "LABEL_AGENT",
     "LABEL_ATTEMPT",
+    "LABEL_DISPATCH",
     "LABEL_INSTANCE",
     "LABEL_MANAGED",
     "LABEL_NODE",
@@ -48,6 +49,7 @@ LABEL_NODE = "org.symbi.node"
 LABEL_INSTANCE = "org.symbi.instance"
 LABEL_ATTEMPT = "org.symbi.attempt"
 LABEL_TIER = "org.symbi.tier"
+LABEL_DISPATCH = "org.symbi.dispatch"
 
 CHANNEL_DIR = "/run/symbi"
 CHANNEL_SOCKET = f"{CHANNEL_DIR}/agent.sock"
@@ -175,6 +177,8 @@ def build_container_spec(
         LABEL_ATTEMPT: str(task.attempt),
         LABEL_TIER: tier.label,
     }
+    if task.dispatch_id:
+        labels[LABEL_DISPATCH] = task.dispatch_id
     return ContainerSpec(
         name=container_name(task.task_id, task.attempt),
         image=task.image,

@@ -45,6 +45,7 @@ from symbi_sandbox.engine import ContainerEngine, EngineInfo
 from symbi_sandbox.hardening import (
     LABEL_AGENT,
     LABEL_ATTEMPT,
+    LABEL_DISPATCH,
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_NODE,
@@ -53,7 +54,7 @@ from symbi_sandbox.hardening import (
 )
 from symbi_sandbox.logs import LogBuffer, LogChunk
 from symbi_sandbox.risk import RiskAssessor
-from symbi_sandbox.task import LimitPolicy, ResolvedLimits, TaskSpec
+from symbi_sandbox.task import LimitPolicy, ResolvedLimits, ResourceLimits, TaskSpec
 from symbi_sandbox.tiers import Tier, TierChoice, choose_tier
 from symbi_sandbox.workspace import TaskDirectory, UidPool, Workspace
 
@@ -124,6 +125,7 @@ class LostTask:
     container_id: str
     container_state: str
     instance_id: str
+    dispatch_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,7 @@ class SandboxRunner:
         self._tiers: frozenset[Tier] = frozenset()
         self._channel_tiers: frozenset[Tier] = frozenset()
         self._lost: tuple[LostTask, ...] = ()
+        self._broken: dict[Tier, str] = {}  # tiers whose probe failed, and why
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -339,6 +342,11 @@ class SandboxRunner:
     def available_tiers(self) -> frozenset[Tier]:
         return self._tiers
 
+    @property
+    def broken_tiers(self) -> Mapping[Tier, str]:
+        """Tiers registered in the engine whose probe failed, and why (see probe_tiers)."""
+        return MappingProxyType(dict(self._broken))
+
     async def refresh_node(self) -> EngineInfo:
         """Re-reads the engine (runtimes registered now decide the tiers offered)."""
         info = await self._engine.info()
@@ -347,7 +355,7 @@ class SandboxRunner:
         channel_tiers: set[Tier] = set()
         for tier, runtime in self._config.runtimes.items():
             registered = info.runtimes.get(runtime)
-            if registered is None:
+            if registered is None or tier in self._broken:
                 continue
             tiers.add(tier)
             if tier is not Tier.GVISOR or _gvisor_allows_host_sockets(registered.args):
@@ -417,6 +425,7 @@ class SandboxRunner:
                     container_id=container.container_id,
                     container_state=container.state,
                     instance_id=labels.get(LABEL_INSTANCE, ""),
+                    dispatch_id=labels.get(LABEL_DISPATCH, ""),
                 )
             )
             _log.warning(
@@ -490,9 +499,63 @@ class SandboxRunner:
     ) -> TaskResult:
         """Stops a running task (SIGTERM, SIGKILL after the grace period); returns its result."""
         execution = self.get(task_id)
+        self.request_stop(task_id, grace_s=grace_s, reason=reason)
+        return await execution.wait()
+
+    def request_stop(
+        self, task_id: str, *, grace_s: float | None = None, reason: str = "stopped on request"
+    ) -> Execution | None:
+        """Asks a running task to stop without waiting; ``None`` when it is not running here.
+
+        The first request wins: a later one (another reason, another grace) changes nothing.
+        """
+        execution = self._active.get(task_id)
+        if execution is None:
+            return None
         grace = self._config.stop_grace_s if grace_s is None else grace_s
         execution._request_stop(reason, max(0.0, grace))
-        return await execution.wait()
+        return execution
+
+    async def probe_tiers(self, image: str, *, timeout_s: float = 60.0) -> dict[Tier, str | None]:
+        """Runs a trivial hardened container on every offered tier; drops tiers that fail.
+
+        A runtime can be registered in dockerd and still be unable to start containers (a
+        broken runsc install, a kernel without what it needs); such a tier is no longer
+        offered, so tasks that need it are refused instead of failing at start. Returns, per
+        tier probed, ``None`` when it works or why it does not. A missing probe image proves
+        nothing either way: the tier stays offered.
+        """
+        outcome: dict[Tier, str | None] = {}
+        for tier in sorted(self._tiers):
+            probe = TaskSpec(
+                task_id=f"probe-{tier.label}-{self.instance_id}",
+                agent_id="symbi-probe",
+                image=image,
+                command=("true",),
+                tier=tier,
+                channel=False,
+                limits=ResourceLimits(timeout_s=timeout_s),
+            )
+            problem: str | None = None
+            try:
+                result = await (await self.start(probe)).wait()
+                if not result.succeeded:
+                    problem = f"probe container ended {result.state.value}: {result.reason}"
+            except SymbiError as exc:
+                if exc.reason == "IMAGE_NOT_FOUND":
+                    _log.warning("cannot probe tier %s: %s", tier.label, exc.message)
+                    outcome[tier] = None
+                    continue
+                problem = exc.message
+            finally:
+                self._finished.pop(probe.task_id, None)
+            outcome[tier] = problem
+            if problem is not None:
+                _log.error("tier %s does not work on this node: %s", tier.label, problem)
+                self._broken[tier] = problem
+                self._tiers = self._tiers - {tier}
+                self._channel_tiers = self._channel_tiers - {tier}
+        return outcome
 
     async def _launch(self, execution: Execution) -> None:
         task = execution.task

@@ -127,6 +127,9 @@ class TaskSpec:
     archive (optionally gzip-compressed) is unpacked there, anything else becomes
     ``/agent/main.py``. ``network`` asks for egress through the channel's proxy; the container
     itself never gets a network interface. ``channel`` mounts the agent socket.
+    ``dispatch_id`` names the scheduler's dispatch this run belongs to (empty for direct
+    runs); it is carried on the container's labels so that a run found after a crash is
+    reported against the right dispatch.
     """
 
     task_id: str
@@ -142,6 +145,7 @@ class TaskSpec:
     network: bool = False
     channel: bool = True
     attempt: int = 1
+    dispatch_id: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not _TASK_ID.fullmatch(self.task_id):
@@ -192,3 +196,11 @@ class TaskSpec:
             raise _bad("code", f"must be at most {MAX_CODE_BYTES} bytes", len(self.code))
         if not isinstance(self.attempt, int) or self.attempt < 1:
             raise _bad("attempt", "must be an integer ≥ 1", self.attempt)
+        if not isinstance(self.dispatch_id, str) or (
+            self.dispatch_id and not _TASK_ID.fullmatch(self.dispatch_id)
+        ):
+            raise _bad(
+                "dispatch_id",
+                "must be empty or 1-128 of [A-Za-z0-9_.-], starting alphanumeric",
+                self.dispatch_id,
+            )

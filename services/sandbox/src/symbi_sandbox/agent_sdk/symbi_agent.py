@@ -306,9 +306,19 @@ class Channel:
         return self._call({"op": "tool.call", "tool": tool, "arguments": arguments or {}})["result"]
 
     def store_memory(
-        self, content: str, kind: str = "long_term", metadata: dict[str, Any] | None = None
+        self,
+        content: str,
+        kind: str = "long_term",
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
     ) -> str:
-        body = {"op": "memory.store", "content": content, "kind": kind, "metadata": metadata or {}}
+        body = {
+            "op": "memory.store",
+            "content": content,
+            "kind": kind,
+            "metadata": metadata or {},
+            "tags": tags or [],
+        }
         return str(self._call(body)["memory_id"])
 
     def query_memory(

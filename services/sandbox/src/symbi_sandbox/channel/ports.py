@@ -135,8 +135,13 @@ class ChannelBackend(Protocol):
         *,
         kind: str,
         metadata: Mapping[str, JsonValue],
+        tags: list[str] | None = None,
     ) -> str:
-        """Stores a memory for the agent; returns its id."""
+        """Stores a memory for the agent; returns its id.
+
+        ``tags`` come from the agent: the implementation drops ``dsl-guard:`` tags, which only
+        the DSL runtime may set (ADR 0040).
+        """
         ...
 
     async def query_memory(

@@ -442,10 +442,13 @@ class _Session:
         content = _text(frame, "content", max_len=self._config.max_frame_bytes)
         kind = frame.get("kind") or "long_term"
         metadata = frame.get("metadata") or {}
+        tags = frame.get("tags") or []
         if not isinstance(kind, str) or not isinstance(metadata, dict):
             raise InvalidArgument("memory.store: kind must be a string and metadata an object")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidArgument("memory.store: tags must be a list of strings")
         memory_id = await self._call(
-            self._backend.store_memory(self._ctx, content, kind=kind, metadata=metadata)
+            self._backend.store_memory(self._ctx, content, kind=kind, metadata=metadata, tags=tags)
         )
         return {"memory_id": memory_id}
 

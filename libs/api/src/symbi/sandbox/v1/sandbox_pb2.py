@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from symbi.common.v1 import common_pb2 as symbi_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esymbi/sandbox/v1/sandbox.proto\x12\x10symbi.sandbox.v1\x1a\x1csymbi/common/v1/common.proto\"\xab\x02\n\nRunRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x32\n\x03\x65nv\x18\x05 \x03(\x0b\x32%.symbi.sandbox.v1.RunRequest.EnvEntry\x12*\n\x04tier\x18\x06 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12/\n\x06limits\x18\x07 \x01(\x0b\x32\x1f.symbi.common.v1.ResourceLimits\x12\x0c\n\x04\x63ode\x18\x08 \x01(\x0c\x12\x0f\n\x07network\x18\t \x01(\x08\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x08LogChunk\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\"\xf3\x01\n\tExecution\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .symbi.sandbox.v1.ExecutionState\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12*\n\x04tier\x18\x06 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12\x14\n\x0c\x63ontainer_id\x18\x07 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x08 \x01(\x03\x12\x16\n\x0e\x66inished_at_ms\x18\t \x01(\x03\"\x9f\x01\n\x08RunEvent\x12.\n\x07started\x18\x01 \x01(\x0b\x32\x1b.symbi.sandbox.v1.ExecutionH\x00\x12)\n\x03log\x18\x02 \x01(\x0b\x32\x1a.symbi.sandbox.v1.LogChunkH\x00\x12/\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1b.symbi.sandbox.v1.ExecutionH\x00\x42\x07\n\x05\x65vent\"\x1d\n\nGetRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"0\n\x0bKillRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08grace_ms\x18\x02 \x01(\r\".\n\x0bLogsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"\x11\n\x0fNodeInfoRequest\"\xbd\x02\n\x10NodeInfoResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x17\n\x0fmemory_total_mb\x18\x02 \x01(\x04\x12\x16\n\x0ememory_free_mb\x18\x03 \x01(\x04\x12\x1c\n\x14\x63pu_total_millicores\x18\x04 \x01(\r\x12+\n\x05tiers\x18\x05 \x03(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12\x15\n\rrunning_tasks\x18\x06 \x01(\r\x12>\n\x06labels\x18\x07 \x03(\x0b\x32..symbi.sandbox.v1.NodeInfoResponse.LabelsEntry\x12\x16\n\x0e\x64ocker_version\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x80\x02\n\x0e\x45xecutionState\x12\x1f\n\x1b\x45XECUTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45XECUTION_STATE_STARTING\x10\x01\x12\x1b\n\x17\x45XECUTION_STATE_RUNNING\x10\x02\x12\x1a\n\x16\x45XECUTION_STATE_EXITED\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATE_OOM_KILLED\x10\x04\x12\x1d\n\x19\x45XECUTION_STATE_TIMED_OUT\x10\x05\x12\x1a\n\x16\x45XECUTION_STATE_KILLED\x10\x06\x12\x1b\n\x17\x45XECUTION_STATE_REFUSED\x10\x07\x32\xf1\x02\n\x0eSandboxService\x12\x41\n\x03Run\x12\x1c.symbi.sandbox.v1.RunRequest\x1a\x1a.symbi.sandbox.v1.RunEvent0\x01\x12@\n\x03Get\x12\x1c.symbi.sandbox.v1.GetRequest\x1a\x1b.symbi.sandbox.v1.Execution\x12\x42\n\x04Kill\x12\x1d.symbi.sandbox.v1.KillRequest\x1a\x1b.symbi.sandbox.v1.Execution\x12\x43\n\x04Logs\x12\x1d.symbi.sandbox.v1.LogsRequest\x1a\x1a.symbi.sandbox.v1.LogChunk0\x01\x12Q\n\x08NodeInfo\x12!.symbi.sandbox.v1.NodeInfoRequest\x1a\".symbi.sandbox.v1.NodeInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esymbi/sandbox/v1/sandbox.proto\x12\x10symbi.sandbox.v1\x1a\x1csymbi/common/v1/common.proto\"\xd5\x02\n\nRunRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x32\n\x03\x65nv\x18\x05 \x03(\x0b\x32%.symbi.sandbox.v1.RunRequest.EnvEntry\x12*\n\x04tier\x18\x06 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12/\n\x06limits\x18\x07 \x01(\x0b\x32\x1f.symbi.common.v1.ResourceLimits\x12\x0c\n\x04\x63ode\x18\x08 \x01(\x0c\x12\x0f\n\x07network\x18\t \x01(\x08\x12\x17\n\x0fwithout_channel\x18\n \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x0b \x01(\r\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x08LogChunk\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\"\xe5\x02\n\tExecution\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .symbi.sandbox.v1.ExecutionState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12*\n\x04tier\x18\x06 \x01(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12\x14\n\x0c\x63ontainer_id\x18\x07 \x01(\t\x12\x15\n\rstarted_at_ms\x18\x08 \x01(\x03\x12\x16\n\x0e\x66inished_at_ms\x18\t \x01(\x03\x12\x13\n\x0b\x64ispatch_id\x18\n \x01(\t\x12\x13\n\x0btier_reason\x18\x0b \x01(\t\x12\x0f\n\x07node_id\x18\x0c \x01(\t\x12\x11\n\tlog_bytes\x18\r \x01(\x04\x12\x0f\n\x07\x61ttempt\x18\x0e \x01(\rB\x0c\n\n_exit_code\"\x9f\x01\n\x08RunEvent\x12.\n\x07started\x18\x01 \x01(\x0b\x32\x1b.symbi.sandbox.v1.ExecutionH\x00\x12)\n\x03log\x18\x02 \x01(\x0b\x32\x1a.symbi.sandbox.v1.LogChunkH\x00\x12/\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1b.symbi.sandbox.v1.ExecutionH\x00\x42\x07\n\x05\x65vent\"\x1d\n\nGetRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"0\n\x0bKillRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08grace_ms\x18\x02 \x01(\r\".\n\x0bLogsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"\x11\n\x0fNodeInfoRequest\"\xdb\x04\n\x10NodeInfoResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x17\n\x0fmemory_total_mb\x18\x02 \x01(\x04\x12\x16\n\x0ememory_free_mb\x18\x03 \x01(\x04\x12\x1c\n\x14\x63pu_total_millicores\x18\x04 \x01(\r\x12+\n\x05tiers\x18\x05 \x03(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12\x15\n\rrunning_tasks\x18\x06 \x01(\r\x12>\n\x06labels\x18\x07 \x03(\x0b\x32..symbi.sandbox.v1.NodeInfoResponse.LabelsEntry\x12\x16\n\x0e\x64ocker_version\x18\x08 \x01(\t\x12\x1b\n\x13\x63pu_free_millicores\x18\t \x01(\r\x12\x33\n\rchannel_tiers\x18\n \x03(\x0e\x32\x1c.symbi.common.v1.SandboxTier\x12\x18\n\x10running_task_ids\x18\x0b \x03(\t\x12\x13\n\x0binstance_id\x18\x0c \x01(\t\x12I\n\x0c\x62roken_tiers\x18\r \x03(\x0b\x32\x33.symbi.sandbox.v1.NodeInfoResponse.BrokenTiersEntry\x12\x1c\n\x14max_concurrent_tasks\x18\x0e \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x42rokenTiersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9a\x02\n\x0e\x45xecutionState\x12\x1f\n\x1b\x45XECUTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45XECUTION_STATE_STARTING\x10\x01\x12\x1b\n\x17\x45XECUTION_STATE_RUNNING\x10\x02\x12\x1a\n\x16\x45XECUTION_STATE_EXITED\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATE_OOM_KILLED\x10\x04\x12\x1d\n\x19\x45XECUTION_STATE_TIMED_OUT\x10\x05\x12\x1a\n\x16\x45XECUTION_STATE_KILLED\x10\x06\x12\x1b\n\x17\x45XECUTION_STATE_REFUSED\x10\x07\x12\x18\n\x14\x45XECUTION_STATE_LOST\x10\x08\x32\xf1\x02\n\x0eSandboxService\x12\x41\n\x03Run\x12\x1c.symbi.sandbox.v1.RunRequest\x1a\x1a.symbi.sandbox.v1.RunEvent0\x01\x12@\n\x03Get\x12\x1c.symbi.sandbox.v1.GetRequest\x1a\x1b.symbi.sandbox.v1.Execution\x12\x42\n\x04Kill\x12\x1d.symbi.sandbox.v1.KillRequest\x1a\x1b.symbi.sandbox.v1.Execution\x12\x43\n\x04Logs\x12\x1d.symbi.sandbox.v1.LogsRequest\x1a\x1a.symbi.sandbox.v1.LogChunk0\x01\x12Q\n\x08NodeInfo\x12!.symbi.sandbox.v1.NodeInfoRequest\x1a\".symbi.sandbox.v1.NodeInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +36,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNREQUEST_ENVENTRY']._serialized_options = b'8\001'
   _globals['_NODEINFORESPONSE_LABELSENTRY']._loaded_options = None
   _globals['_NODEINFORESPONSE_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_EXECUTIONSTATE']._serialized_start=1325
-  _globals['_EXECUTIONSTATE']._serialized_end=1581
+  _globals['_NODEINFORESPONSE_BROKENTIERSENTRY']._loaded_options = None
+  _globals['_NODEINFORESPONSE_BROKENTIERSENTRY']._serialized_options = b'8\001'
+  _globals['_EXECUTIONSTATE']._serialized_start=1767
+  _globals['_EXECUTIONSTATE']._serialized_end=2049
   _globals['_RUNREQUEST']._serialized_start=83
-  _globals['_RUNREQUEST']._serialized_end=382
-  _globals['_RUNREQUEST_ENVENTRY']._serialized_start=340
-  _globals['_RUNREQUEST_ENVENTRY']._serialized_end=382
-  _globals['_LOGCHUNK']._serialized_start=384
-  _globals['_LOGCHUNK']._serialized_end=446
-  _globals['_EXECUTION']._serialized_start=449
-  _globals['_EXECUTION']._serialized_end=692
-  _globals['_RUNEVENT']._serialized_start=695
-  _globals['_RUNEVENT']._serialized_end=854
-  _globals['_GETREQUEST']._serialized_start=856
-  _globals['_GETREQUEST']._serialized_end=885
-  _globals['_KILLREQUEST']._serialized_start=887
-  _globals['_KILLREQUEST']._serialized_end=935
-  _globals['_LOGSREQUEST']._serialized_start=937
-  _globals['_LOGSREQUEST']._serialized_end=983
-  _globals['_NODEINFOREQUEST']._serialized_start=985
-  _globals['_NODEINFOREQUEST']._serialized_end=1002
-  _globals['_NODEINFORESPONSE']._serialized_start=1005
-  _globals['_NODEINFORESPONSE']._serialized_end=1322
-  _globals['_NODEINFORESPONSE_LABELSENTRY']._serialized_start=1277
-  _globals['_NODEINFORESPONSE_LABELSENTRY']._serialized_end=1322
-  _globals['_SANDBOXSERVICE']._serialized_start=1584
-  _globals['_SANDBOXSERVICE']._serialized_end=1953
+  _globals['_RUNREQUEST']._serialized_end=424
+  _globals['_RUNREQUEST_ENVENTRY']._serialized_start=382
+  _globals['_RUNREQUEST_ENVENTRY']._serialized_end=424
+  _globals['_LOGCHUNK']._serialized_start=426
+  _globals['_LOGCHUNK']._serialized_end=488
+  _globals['_EXECUTION']._serialized_start=491
+  _globals['_EXECUTION']._serialized_end=848
+  _globals['_RUNEVENT']._serialized_start=851
+  _globals['_RUNEVENT']._serialized_end=1010
+  _globals['_GETREQUEST']._serialized_start=1012
+  _globals['_GETREQUEST']._serialized_end=1041
+  _globals['_KILLREQUEST']._serialized_start=1043
+  _globals['_KILLREQUEST']._serialized_end=1091
+  _globals['_LOGSREQUEST']._serialized_start=1093
+  _globals['_LOGSREQUEST']._serialized_end=1139
+  _globals['_NODEINFOREQUEST']._serialized_start=1141
+  _globals['_NODEINFOREQUEST']._serialized_end=1158
+  _globals['_NODEINFORESPONSE']._serialized_start=1161
+  _globals['_NODEINFORESPONSE']._serialized_end=1764
+  _globals['_NODEINFORESPONSE_LABELSENTRY']._serialized_start=1667
+  _globals['_NODEINFORESPONSE_LABELSENTRY']._serialized_end=1712
+  _globals['_NODEINFORESPONSE_BROKENTIERSENTRY']._serialized_start=1714
+  _globals['_NODEINFORESPONSE_BROKENTIERSENTRY']._serialized_end=1764
+  _globals['_SANDBOXSERVICE']._serialized_start=2052
+  _globals['_SANDBOXSERVICE']._serialized_end=2421
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,571 @@
+"""The agent channel over the secure bus, under the agent's own identity.
+
+:class:`AgentChannelHost` is the runner's ChannelHost: it registers an :class:`AgentSession`
+for the task and has the channel server bind the task's socket. The first call that needs
+the bus as the agent (send, receive, publish, subscribe, request) certifies the agent with
+the node's issuer key (:mod:`symbi_sandbox.identity`) and opens a :class:`SecureBus` for it
+on the node's NATS connection: everything it sends is signed by the agent and what it receives
+is verified and decrypted with the agent's keys. Tool calls and memory go out as the node,
+which vouches for the agent (contract C4); the gateway and the context service check policy
+for the agent again.
+
+:class:`BusChannelBackend` implements the channel's ChannelBackend: every call is decided by
+the policy service and audited (:class:`PolicyGate`) before it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+
+from symbi.context.v1 import context_pb2
+from symbi.mcp_gateway.v1 import mcp_gateway_pb2
+from symbi_common.bus import BusEndpoint, ConsumerSpec, SecureBus
+from symbi_common.config import BusSection
+from symbi_common.crypto.envelope import OpenedEnvelope
+from symbi_common.crypto.identity import check_principal_id
+from symbi_common.crypto.rejects import EnvelopeRejected, RejectReason
+from symbi_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from symbi_common.jetstream import NatsClient
+from symbi_common.jetstream.spec import Subjects
+from symbi_common.policy_client import EntityRef
+from symbi_sandbox.channel.ports import AgentContext, AgentMessage, JsonValue, MemoryItem
+from symbi_sandbox.channel.server import ChannelServer
+from symbi_sandbox.events import (
+    CONTEXT_RETRIEVE_SUBJECT,
+    CONTEXT_STORE_SUBJECT,
+    JSON_CONTENT_TYPE,
+    MCP_INVOKE_SUBJECT,
+    PLATFORM,
+    agent_rpc_subject,
+    agent_topic,
+    decode_payload,
+    encode_payload,
+)
+from symbi_sandbox.identity import AgentIdentityIssuer
+from symbi_sandbox.nursery import Nursery
+from symbi_sandbox.policy_gate import PolicyGate, strip_guard_tags
+from symbi_sandbox.runner import ChannelEndpoint
+from symbi_sandbox.task import TaskSpec
+
+__all__ = [
+    "AgentBusConfig",
+    "AgentChannelHost",
+    "AgentSession",
+    "AgentSessions",
+    "BusChannelBackend",
+    "TopicSubscription",
+]
+
+_log = logging.getLogger(__name__)
+
+_MEMORY_TYPES = {
+    "short_term": context_pb2.MEMORY_TYPE_SHORT_TERM,
+    "long_term": context_pb2.MEMORY_TYPE_LONG_TERM,
+    "working": context_pb2.MEMORY_TYPE_WORKING,
+    "shared": context_pb2.MEMORY_TYPE_SHARED,
+}
+_MEMORY_NAMES = {v: k for k, v in _MEMORY_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class AgentBusConfig:
+    """How agent sessions reach the bus (one NATS connection: the node's)."""
+
+    nats: NatsClient
+    js: JetStreamContext
+    name_prefix: str
+    bus: BusSection
+    default_timeout_s: float
+    certificate_margin_s: float
+    subscription_idle_s: float = 60.0  # an abandoned subscription's consumer is removed after
+
+
+def _check_target(target: str, field: str) -> EntityRef:
+    try:
+        check_principal_id(target)
+    except InvalidArgument:
+        raise InvalidArgument(
+            f"{field} must be a principal id (agent-…, svc-…), got {target!r}",
+            reason="MALFORMED_CALL",
+            details={"field": field},
+        ) from None
+    kind = "Service" if target.startswith(("svc-", "node-")) else "Agent"
+    return EntityRef(kind, target)
+
+
+class TopicSubscription:
+    """An agent's subscription to one topic: an ephemeral consumer read as the agent."""
+
+    def __init__(self, session: AgentSession, name: str, bus_topic: str) -> None:
+        self._session = session
+        self.name = name
+        self.bus_topic = bus_topic
+        self._sub: Any = None
+
+    async def _open(self) -> None:
+        config = self._session.config
+        await self._session.bus()
+        consumer = f"agent-sub-{uuid.uuid4().hex}"
+        stream = f"{config.name_prefix}_EVENTS"
+        await config.js.add_consumer(
+            stream,
+            js_api.ConsumerConfig(
+                name=consumer,
+                filter_subject=Subjects.topic(self.bus_topic),
+                deliver_policy=js_api.DeliverPolicy.NEW,
+                ack_policy=js_api.AckPolicy.EXPLICIT,
+                inactive_threshold=config.subscription_idle_s,
+                max_ack_pending=64,
+            ),
+        )
+        self._sub = await config.js.pull_subscribe_bind(consumer, stream)
+
+    def __aiter__(self) -> TopicSubscription:
+        return self
+
+    async def __anext__(self) -> AgentMessage:
+        while True:
+            message = await self._session.next_message(self._sub, self.bus_topic, wait_s=5.0)
+            if message is not None:
+                return message
+
+    async def aclose(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._session.forget(self)
+
+
+class AgentSession:
+    """One task's presence on the bus as its agent (see the module docstring)."""
+
+    def __init__(self, sessions: AgentSessions, ctx: AgentContext, validity_s: float) -> None:
+        self.ctx = ctx
+        self.config = sessions.config
+        self._sessions = sessions
+        self._validity_s = validity_s
+        self._endpoint: BusEndpoint | None = None
+        self._directory: asyncio.Task[None] | None = None
+        self._opening = asyncio.Lock()
+        self._receiving = asyncio.Lock()
+        self._inbox: Any = None
+        self._subscriptions: set[TopicSubscription] = set()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._closed = False
+
+    async def bus(self) -> SecureBus:
+        """The agent's bus endpoint, opened (and the agent certified) on first use."""
+        async with self._opening:
+            if self._closed:
+                raise FailedPrecondition("the task's channel is closed", reason="CHANNEL_CLOSED")
+            if self._endpoint is None:
+                credentials = await self._sessions.issuer.issue(self.ctx.agent_id, self._validity_s)
+                self._endpoint = await BusEndpoint.open(
+                    self.config.nats,
+                    self.config.js,
+                    credentials,
+                    config=self.config.bus,
+                    name_prefix=self.config.name_prefix,
+                    manage_topics=(),
+                )
+                self._directory = self._sessions.nursery.start_soon(
+                    self._endpoint.run(), name=f"agent-keys-{self.ctx.task_id}"
+                )
+                _log.info(
+                    "task %s speaks as %s (certified by %s for %.0f s)",
+                    self.ctx.task_id,
+                    self.ctx.agent_id,
+                    self._sessions.issuer.issuer_id,
+                    self._validity_s,
+                )
+            return self._endpoint.bus
+
+    async def receive(self, timeout_s: float) -> AgentMessage | None:
+        """The agent's next direct message, acknowledged once handed over; None on timeout."""
+        async with self._receiving:
+            if self._inbox is None:
+                bus = await self.bus()
+                spec = ConsumerSpec.direct(self.ctx.agent_id, self.config.name_prefix)
+                await bus.ensure_consumer(spec)
+                self._inbox = await self.config.js.pull_subscribe_bind(spec.durable, spec.stream)
+            return await self.next_message(self._inbox, None, wait_s=timeout_s)
+
+    async def next_message(
+        self, sub: Any, topic: str | None, *, wait_s: float
+    ) -> AgentMessage | None:
+        """Fetches, verifies and acknowledges one message; refused envelopes are terminated."""
+        bus = await self.bus()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            remaining = max(0.05, deadline - loop.time())
+            try:
+                batch = await sub.fetch(1, timeout=remaining)
+            except (NatsTimeoutError, TimeoutError):
+                return None
+            for msg in batch:
+                opened = await self._open(bus, msg)
+                if opened is None:
+                    continue
+                await msg.ack()
+                envelope = opened.envelope
+                if envelope.id in self._seen:
+                    continue  # a redelivery of what the agent already has
+                self._seen[envelope.id] = None
+                while len(self._seen) > 10_000:
+                    self._seen.popitem(last=False)
+                return AgentMessage(
+                    message_id=envelope.id,
+                    sender=envelope.sender,
+                    payload=decode_payload(envelope.content_type, opened.payload),
+                    topic=topic,
+                    timestamp_ms=envelope.timestamp_ms,
+                )
+            if loop.time() >= deadline:
+                return None
+
+    async def _open(self, bus: SecureBus, msg: Any) -> OpenedEnvelope | None:
+        try:
+            return bus.opener.open(msg.data, subject=msg.subject)
+        except EnvelopeRejected as rejected:
+            if rejected.reject_reason == RejectReason.REJECT_REASON_UNKNOWN_SENDER:
+                # The sender's certificate may be newer than this keyring: look it up once.
+                with contextlib.suppress(EnvelopeRejected):
+                    envelope = bus.opener.parse(msg.data)
+                    assert self._endpoint is not None
+                    if await self._endpoint.directory.fetch_certificate(
+                        envelope.sender, envelope.sender_key_id
+                    ):
+                        try:
+                            return bus.opener.open(msg.data, subject=msg.subject)
+                        except EnvelopeRejected as again:
+                            rejected = again
+            await msg.term()
+            await bus.rejects.report(
+                rejected, subject=msg.subject, consumer=f"agent-{self.ctx.agent_id}"
+            )
+            _log.warning(
+                "refused a message for %s on %s: %s",
+                self.ctx.agent_id,
+                msg.subject,
+                rejected,
+            )
+            return None
+
+    async def subscribe(self, name: str, bus_topic: str) -> TopicSubscription:
+        subscription = TopicSubscription(self, name, bus_topic)
+        await subscription._open()
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def forget(self, subscription: TopicSubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def aclose(self) -> None:
+        """Ends the agent's presence: subscriptions, inbox reader, key directory."""
+        async with self._opening:
+            self._closed = True
+        for subscription in list(self._subscriptions):
+            await subscription.aclose()
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None:
+            with contextlib.suppress(Exception):
+                await inbox.unsubscribe()
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            directory.cancel()
+            await asyncio.gather(directory, return_exceptions=True)
+
+
+class AgentSessions:
+    """The agent sessions of the tasks running on this node."""
+
+    def __init__(self, config: AgentBusConfig, issuer: AgentIdentityIssuer, nursery: Nursery):
+        self.config = config
+        self.issuer = issuer
+        self.nursery = nursery
+        self._sessions: dict[tuple[str, int], AgentSession] = {}
+
+    def open(self, ctx: AgentContext, timeout_s: float | None) -> AgentSession:
+        """Registers the task's session (no bus traffic until the agent needs it)."""
+        try:
+            check_principal_id(ctx.agent_id)
+        except InvalidArgument:
+            raise InvalidArgument(
+                f"agent id {ctx.agent_id!r} is not a principal id ([A-Za-z0-9_-], ≤ 128): "
+                "it cannot speak on the bus; run the task without the agent channel",
+                reason="BAD_AGENT_ID",
+                details={"field": "agent_id"},
+            ) from None
+        validity = (timeout_s or self.config.default_timeout_s) + self.config.certificate_margin_s
+        session = AgentSession(self, ctx, validity)
+        self._sessions[(ctx.task_id, ctx.attempt)] = session
+        return session
+
+    def get(self, ctx: AgentContext) -> AgentSession:
+        session = self._sessions.get((ctx.task_id, ctx.attempt))
+        if session is None:
+            raise NotFound(f"no channel session for task {ctx.task_id}", reason="CHANNEL_CLOSED")
+        return session
+
+    async def close(self, ctx: AgentContext) -> None:
+        session = self._sessions.pop((ctx.task_id, ctx.attempt), None)
+        if session is not None:
+            await session.aclose()
+
+    async def aclose(self) -> None:
+        for key in list(self._sessions):
+            session = self._sessions.pop(key)
+            await session.aclose()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+class _Endpoint:
+    """The runner's handle on a task's channel: the socket and the agent session."""
+
+    def __init__(self, inner: ChannelEndpoint, sessions: AgentSessions, ctx: AgentContext):
+        self._inner = inner
+        self._sessions = sessions
+        self._ctx = ctx
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            await self._sessions.close(self._ctx)
+
+
+class AgentChannelHost:
+    """The runner's ChannelHost: an agent session plus the channel server's socket."""
+
+    def __init__(self, server: ChannelServer, sessions: AgentSessions, node_id: str) -> None:
+        self._server = server
+        self._sessions = sessions
+        self._node_id = node_id
+
+    async def open(self, task: TaskSpec, directory: Path) -> ChannelEndpoint:
+        ctx = AgentContext(
+            task_id=task.task_id,
+            agent_id=task.agent_id,
+            node_id=self._node_id,
+            attempt=task.attempt,
+            network=task.network,
+        )
+        self._sessions.open(ctx, task.limits.timeout_s)
+        try:
+            endpoint = await self._server.open(task, directory)
+        except BaseException:
+            await self._sessions.close(ctx)
+            raise
+        return _Endpoint(endpoint, self._sessions, ctx)
+
+
+class BusChannelBackend:
+    """ChannelBackend over the bus: policy, audit, then the call as the agent (or the node)."""
+
+    def __init__(
+        self,
+        node_bus: SecureBus,
+        gate: PolicyGate,
+        sessions: AgentSessions,
+        *,
+        request_timeout_s: float = 25.0,
+    ) -> None:
+        self._node_bus = node_bus
+        self._gate = gate
+        self._sessions = sessions
+        self._timeout_s = request_timeout_s
+
+    async def send(self, ctx: AgentContext, recipient: str, payload: JsonValue) -> str:
+        target = _check_target(recipient, "to")
+        data = encode_payload(payload)
+        await self._gate.authorize(ctx, "send", "send_message", target, context={})
+        bus = await self._sessions.get(ctx).bus()
+        return await bus.send(recipient, data, content_type=JSON_CONTENT_TYPE)
+
+    async def receive(self, ctx: AgentContext, timeout_s: float) -> AgentMessage | None:
+        message = await self._sessions.get(ctx).receive(timeout_s)
+        if message is not None:
+            await self._gate.record(
+                "sandbox.channel.receive",
+                ctx,
+                {"task_id": ctx.task_id, "sender": message.sender, "msg_id": message.message_id},
+            )
+        return message
+
+    async def publish(self, ctx: AgentContext, topic: str, payload: JsonValue) -> str:
+        name, bus_topic = agent_topic(topic)
+        data = encode_payload(payload)
+        await self._gate.authorize(ctx, "publish", "publish", EntityRef("Topic", name))
+        bus = await self._sessions.get(ctx).bus()
+        return await bus.publish(
+            bus_topic, data, subject=Subjects.topic(bus_topic), content_type=JSON_CONTENT_TYPE
+        )
+
+    async def subscribe(self, ctx: AgentContext, topic: str) -> TopicSubscription:
+        name, bus_topic = agent_topic(topic)
+        await self._gate.authorize(ctx, "subscribe", "subscribe", EntityRef("Topic", name))
+        return await self._sessions.get(ctx).subscribe(name, bus_topic)
+
+    async def request(
+        self, ctx: AgentContext, target: str, payload: JsonValue, timeout_s: float
+    ) -> JsonValue:
+        entity = _check_target(target, "to")
+        data = encode_payload(payload)
+        await self._gate.authorize(
+            ctx, "request", "send_message", entity, context={"method": "call"}
+        )
+        bus = await self._sessions.get(ctx).bus()
+        reply = await bus.request(
+            agent_rpc_subject(target),
+            data,
+            recipient=target,
+            timeout=timeout_s,
+            content_type=JSON_CONTENT_TYPE,
+        )
+        return decode_payload(reply.content_type, reply.payload)
+
+    async def call_tool(
+        self, ctx: AgentContext, tool: str, arguments: Mapping[str, JsonValue]
+    ) -> JsonValue:
+        server, name = _split_tool(tool)
+        await self._gate.authorize(
+            ctx,
+            "tool",
+            "tool_call",
+            EntityRef("Tool", f"{server}/{name}"),
+            context={"tool": name, "server": server},
+            arguments=arguments,
+        )
+        request = mcp_gateway_pb2.InvokeToolRequest(
+            agent_id=ctx.agent_id,
+            server=server,
+            tool=name,
+            timeout_ms=int(self._timeout_s * 1000),
+        )
+        try:
+            request.arguments.update(dict(arguments))
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"tool.call: arguments: {exc}", reason="MALFORMED_CALL") from None
+        reply = await self._node_bus.request(
+            MCP_INVOKE_SUBJECT, request, topic=PLATFORM, timeout=self._timeout_s + 1.0
+        )
+        response = reply.parse(mcp_gateway_pb2.InvokeToolResponse)
+        return {
+            "is_error": response.is_error,
+            "structured_content": _struct(response.structured_content),
+            "text": list(response.text),
+            "result_hash": response.result_hash,
+        }
+
+    async def store_memory(
+        self,
+        ctx: AgentContext,
+        content: str,
+        *,
+        kind: str,
+        metadata: Mapping[str, JsonValue],
+        tags: list[str] | None = None,
+    ) -> str:
+        memory_type = _memory_type(kind)
+        await self._gate.authorize(
+            ctx,
+            "memory.store",
+            "write_context",
+            EntityRef("Agent", ctx.agent_id),
+            context={"memory_type": kind},
+        )
+        item = context_pb2.MemoryItem(
+            agent_id=ctx.agent_id,
+            type=memory_type,
+            content=content,
+            tags=strip_guard_tags(tags),
+            task_id=ctx.task_id,
+        )
+        try:
+            item.metadata.update(dict(metadata))
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"memory.store: metadata: {exc}", reason="MALFORMED_CALL"
+            ) from None
+        reply = await self._node_bus.request(
+            CONTEXT_STORE_SUBJECT,
+            context_pb2.StoreContextRequest(item=item),
+            topic=PLATFORM,
+            timeout=self._timeout_s,
+        )
+        return reply.parse(context_pb2.StoreContextResponse).id
+
+    async def query_memory(
+        self, ctx: AgentContext, query: str, *, kind: str | None, limit: int
+    ) -> list[MemoryItem]:
+        types = [_memory_type(kind)] if kind else []
+        await self._gate.authorize(
+            ctx,
+            "memory.query",
+            "read_context",
+            EntityRef("Agent", ctx.agent_id),
+            context={"memory_type": kind} if kind else {},
+        )
+        request = context_pb2.RetrieveContextRequest(
+            agent_id=ctx.agent_id, query=query, types=types, limit=limit
+        )
+        reply = await self._node_bus.request(
+            CONTEXT_RETRIEVE_SUBJECT, request, topic=PLATFORM, timeout=self._timeout_s
+        )
+        response = reply.parse(context_pb2.RetrieveContextResponse)
+        return [
+            MemoryItem(
+                memory_id=scored.item.id,
+                content=scored.item.content,
+                score=scored.score,
+                kind=_MEMORY_NAMES.get(scored.item.type, "long_term"),
+                metadata=_struct(scored.item.metadata),
+            )
+            for scored in response.items
+        ]
+
+
+def _split_tool(tool: str) -> tuple[str, str]:
+    """``server/tool``, ``server__tool`` or ``server.tool`` → (server, tool)."""
+    for separator in ("/", "__", "."):
+        if separator in tool:
+            server, name = tool.split(separator, 1)
+            if server and name:
+                return server, name
+    raise InvalidArgument(
+        f"tool {tool!r} must name its server: server/tool (or server.tool, server__tool)",
+        reason="MALFORMED_CALL",
+        details={"field": "tool"},
+    )
+
+
+def _memory_type(kind: str) -> context_pb2.MemoryType:
+    found = _MEMORY_TYPES.get(kind)
+    if found is None:
+        raise InvalidArgument(
+            f"memory kind {kind!r}; allowed: {', '.join(_MEMORY_TYPES)}",
+            reason="MALFORMED_CALL",
+            details={"field": "kind"},
+        )
+    return found
+
+
+def _struct(value: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(value)
