@@ -1,14 +1,18 @@
-"""Policy decisions: cedarpy alone vs Symbi's engine, per decision and in batches.
+"""Policy decisions: cedarpy alone vs Symbi's engine and service, per decision and in batches.
 
 Runs the same request mix through
   (a)  cedarpy alone with cached PolicySet/Entities handles (the baseline),
   (b)  the policy engine in process: every decision through Cedar (cache off), and with
        the decision cache on (the mix repeats, as real traffic does),
-  (c)  gRPC Evaluate            — added by the service wiring phase (see RUNNERS below),
-  (d)  gRPC EvaluateBatch       — likewise,
-and prints p50/p99 µs per decision, throughput, and ratios to (a). The last line compares
-batch throughput (engine, cache off, vs cedarpy.is_authorized_batch) and is what CI reads:
-`policy batch/cedarpy ratio: <x>`.
+  (c)  gRPC Evaluate against a real policy service process (its own NATS, KV bucket,
+       audit publishing of every deny), one call at a time from a blocking client,
+  (d)  gRPC EvaluateBatch against the same process, 100 requests per call,
+and prints p50/p99 µs per decision, throughput, and ratios to (a). (c) and (d) run twice:
+against a service with its decision cache off, and as configured by default (cache on).
+The service's answers are checked against the engine's before anything is timed.
+
+The last line is what CI reads: `policy batch/cedarpy ratio: <x>` — (d) with the
+service's cache off over cedarpy.is_authorized_batch (a), the lower of the two policy sets.
 
     uv run python bench/policy.py            # full size
     uv run python bench/policy.py --quick    # a few seconds, for development
@@ -17,14 +21,22 @@ batch throughput (engine, cache off, vs cedarpy.is_authorized_batch) and is what
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import random
+import tempfile
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import cedarpy
+import grpc
 
+from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
 from symbi_policy import (
     AuthzRequest,
     EngineConfig,
@@ -199,6 +211,25 @@ def run_batches(
     return Result(name, timings, total, len(requests))
 
 
+def run_calls(
+    name: str, call: Callable[[Any], object], requests: list[Any], per_call: int
+) -> Result:
+    """Like run_batches, for pre-built batch messages of ``per_call`` decisions each."""
+    call(requests[0])  # warm up
+    timings = []
+    clock = time.perf_counter_ns
+    decisions = 0
+    start = clock()
+    for request in requests:
+        size = len(request.requests)
+        t0 = clock()
+        call(request)
+        timings.append((clock() - t0) / size)
+        decisions += size
+    total = (clock() - start) / 1e9
+    return Result(name, timings, total, decisions)
+
+
 def report(result: Result, baseline: Result | None) -> None:
     ratio = ""
     if baseline is not None:
@@ -225,8 +256,10 @@ def scenario(
     entities: list[dict[str, object]],
     raw_requests: list[dict[str, object]],
     rounds: int,
+    services: list[RemoteService],
+    grpc_count: int,
 ) -> float:
-    """Run every mode over one policy set; returns the engine/cedarpy batch throughput ratio."""
+    """Run every mode over one policy set; returns the (d) cache-off / (a) batch ratio."""
     policy_set = cedarpy.PolicySet.from_str(policies_text)
     entity_handle = cedarpy.Entities.from_json_str(json.dumps(entities))
     # (a) cedarpy alone, handles parsed once
@@ -292,8 +325,35 @@ def scenario(
             f"(b) engine.evaluate_batch ({BATCH}), cache on", warm.evaluate_batch, requests
         ),
     )
-    # (c) gRPC Evaluate and (d) gRPC EvaluateBatch: the wiring phase appends runners here,
-    # against a service started in-process on port 0, reported against the same baselines.
+    # (c) gRPC Evaluate and (d) gRPC EvaluateBatch against each service process.
+    protos = [to_proto(r) for r in raw_requests]
+    remote: list[tuple[Result, Result]] = []
+    version = services[0].load(policies_text, entities)
+    for service in services:  # replicas of one bucket: loaded through one, in force on all
+        service.wait_version(version)
+    for service in services:
+        service.check_agrees(protos[:500], [cold.evaluate(r) for r in requests[:500]])
+        single_requests = [policy_pb2.EvaluateRequest(request=r) for r in protos[:grpc_count]]
+        batch_requests = [
+            policy_pb2.EvaluateBatchRequest(requests=protos[i : i + BATCH])
+            for i in range(0, len(protos), BATCH)
+        ]
+        single = best_of(
+            rounds,
+            lambda service=service, reqs=single_requests: run_single(
+                f"(c) gRPC Evaluate, {service.label}", service.evaluate, reqs
+            ),
+        )
+        batched = best_of(
+            rounds,
+            lambda service=service, reqs=batch_requests: run_calls(
+                f"(d) gRPC EvaluateBatch ({BATCH}), {service.label}",
+                service.evaluate_batch,
+                reqs,
+                BATCH,
+            ),
+        )
+        remote.append((single, batched))
 
     distinct = len({json.dumps(r, sort_keys=True) for r in raw_requests})
     allows = sum(1 for r in requests[:2000] if cold.evaluate(r).allowed)
@@ -305,15 +365,136 @@ def scenario(
     report(baseline, None)
     for result in results:
         report(result, baseline)
+    for single, _ in remote:
+        report(single, baseline)
     report(baseline_batch, None)
     report(batch, baseline_batch)
     report(warm_batch, baseline_batch)
-    print("(c) gRPC Evaluate / (d) gRPC EvaluateBatch: not measured yet (service wiring phase)")
+    for _, batched in remote:
+        report(batched, baseline_batch)
     p99 = results[0].quantile(0.99)
     print(
         f"engine p99 (cache off) {p99:.1f} µs: target < 100 µs {'met' if p99 < 100 else 'MISSED'}"
     )
-    return batch.throughput / baseline_batch.throughput
+    for (single, batched), service in zip(remote, services, strict=True):
+        grpc_p99 = single.quantile(0.99)
+        ratio = batched.throughput / baseline_batch.throughput
+        print(
+            f"{service.label}: gRPC Evaluate p99 {grpc_p99:.0f} µs (target < 1000 µs "
+            f"{'met' if grpc_p99 < 1000 else 'MISSED'}); EvaluateBatch/cedarpy batch "
+            f"×{ratio:.2f} (target ≥ 0.7 {'met' if ratio >= 0.7 else 'MISSED'})"
+        )
+    cache_off = remote[0][1]
+    return cache_off.throughput / baseline_batch.throughput
+
+
+def to_proto(raw: dict[str, Any]) -> policy_pb2.AuthorizationRequest:
+    message = policy_pb2.AuthorizationRequest(
+        principal=policy_pb2.EntityRef(**raw["principal"]),
+        action=raw["action"]["id"],
+        resource=policy_pb2.EntityRef(**raw["resource"]),
+    )
+    message.context.update(raw["context"])
+    return message
+
+
+def entity_proto(raw: dict[str, Any]) -> policy_pb2.Entity:
+    message = policy_pb2.Entity(uid=policy_pb2.EntityRef(**raw["uid"]))
+    message.attrs.update(raw.get("attrs", {}))
+    message.parents.extend(policy_pb2.EntityRef(**p) for p in raw.get("parents", []))
+    return message
+
+
+class RemoteService:
+    """A policy service process and a blocking gRPC client to it."""
+
+    def __init__(self, label: str, address: str, metrics: str | None) -> None:
+        self.label = label
+        self.metrics = metrics
+        self._channel = grpc.insecure_channel(address)
+        self._stub: Any = policy_pb2_grpc.PolicyServiceStub(self._channel)
+
+    def load(self, policies_text: str, entities: list[dict[str, object]]) -> int:
+        """Store the entities and the policies as document "bench"; returns its version."""
+        self._stub.PutEntities(
+            policy_pb2.PutEntitiesRequest(entities=[entity_proto(e) for e in entities]),
+            timeout=60,
+        )
+        put = self._stub.PutPolicy(
+            policy_pb2.PutPolicyRequest(id="bench", source=policies_text), timeout=60
+        )
+        return int(put.policy.version)
+
+    def wait_version(self, version: int) -> None:
+        deadline = time.monotonic() + 30
+        while self._stub.GetStatus(policy_pb2.GetStatusRequest(), timeout=5).version < version:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.label} never put policy version {version} in force")
+            time.sleep(0.01)
+
+    def check_agrees(self, protos: list[Any], expected: list[Any]) -> None:
+        """The service decides as the in-process engine does (else the timings mean nothing)."""
+        kinds = {
+            policy_pb2.DECISION_ALLOW: "Allow",
+            policy_pb2.DECISION_DENY: "Deny",
+            policy_pb2.DECISION_ALLOW_WITH_CONDITIONS: "AllowWithConditions",
+        }
+        answer = self._stub.EvaluateBatch(
+            policy_pb2.EvaluateBatchRequest(requests=protos), timeout=30
+        )
+        for i, (result, decision) in enumerate(zip(answer.results, expected, strict=True)):
+            got = (kinds[result.decision], tuple(result.policies))
+            want = (decision.kind, decision.policies)
+            if got != want:
+                raise SystemExit(f"{self.label}: request {i} decided {got}, engine says {want}")
+
+    def evaluate(self, request: Any) -> object:
+        return self._stub.Evaluate(request, timeout=5)
+
+    def evaluate_batch(self, request: Any) -> object:
+        return self._stub.EvaluateBatch(request, timeout=30)
+
+    def audit_refused(self) -> float:
+        """Audit events the service's buffer refused (full): each is a logged failure."""
+        if self.metrics is None:
+            return float("nan")
+        with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith("symbi_policy_audit_refused_total "):
+                return float(line.split()[1])
+        return float("nan")
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+@contextlib.contextmanager
+def policy_services(root: Path) -> Iterator[list[RemoteService]]:
+    """A NATS server and two replicas of the policy service (one bucket): decision cache
+    off, and as configured by default."""
+    from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
+    from symbi_testing.services import ServiceCluster
+
+    server = NatsServerProcess(NatsServerConfig(store_dir=root / "nats", sync_always=True))
+    server.start()
+    cluster = ServiceCluster(root / "services", server.url, server.monitor_url)
+    remote: list[RemoteService] = []
+    try:
+        for label, instance, env in (
+            ("service cache off", "nocache", {"SYMBI_POLICY__DECISION_CACHE_SIZE": "0"}),
+            ("service cache on (default)", "cache", {}),
+        ):
+            env = {**env, "SYMBI_LOG_LEVEL": "warning"}
+            process = asyncio.run(cluster.start_serving("policy", instance=instance, env=env))
+            assert process.grpc_address is not None
+            remote.append(RemoteService(label, process.grpc_address, process.metrics_address))
+        yield remote
+    finally:
+        for service in remote:
+            service.close()
+        cluster.stop_all()
+        server.stop()
 
 
 def main() -> None:
@@ -322,6 +503,8 @@ def main() -> None:
     args = parser.parse_args()
     count = 2_000 if args.quick else 20_000
     rounds = 2 if args.quick else 5
+    # One gRPC call costs ~100x a decision: fewer single calls keep the run short.
+    grpc_count = 1_000 if args.quick else 5_000
     distinct = 2_000
     requests = build_requests(count, distinct)
     entities = build_entities()
@@ -329,10 +512,26 @@ def main() -> None:
     # The shared rules only (no per-agent policies): Cedar's own cost is smallest here, so
     # the engine's overhead shows most.
     small = "\n".join(full.split('\n@id("agent-')[0:1])
-    ratios = [
-        scenario("per-agent policies (DSL-style)", full, entities, requests, rounds),
-        scenario("shared rules only", small, entities, requests, rounds),
-    ]
+    with (
+        tempfile.TemporaryDirectory(prefix="symbi-bench-policy-") as tmp,
+        policy_services(Path(tmp)) as services,
+    ):
+        ratios = [
+            scenario(
+                "per-agent policies (DSL-style)",
+                full,
+                entities,
+                requests,
+                rounds,
+                services,
+                grpc_count,
+            ),
+            scenario("shared rules only", small, entities, requests, rounds, services, grpc_count),
+        ]
+        for service in services:
+            print(
+                f"{service.label}: audit events refused (buffer full): {service.audit_refused():.0f}"
+            )
     print(f"\npolicy batch/cedarpy ratio: {min(ratios):.2f}")
 
 

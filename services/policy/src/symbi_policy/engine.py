@@ -563,7 +563,8 @@ class PolicyEngine:
         errors = diagnostics.errors
         if result.decision == cedarpy.Decision.NoDecision:
             return self._deny(state, *(f"request rejected: {e}" for e in errors or ["no decision"]))
-        ids = tuple(diagnostics.reasons)
+        # Cedar reports a set; sorted, every replica names the same policies in one order.
+        ids = tuple(sorted(diagnostics.reasons))
         if errors and self._config.fail_on_policy_errors:
             return Deny(
                 policies=(),
