@@ -66,14 +66,21 @@ class AuditSection(Section):
 
 
 class AuditBusSection(BusSection):
-    """``[bus]`` of the audit service: no per-sender rate limit by default.
+    """``[bus]`` of the audit service: what the bus refuses on consume is lost to the log.
 
-    The audit stream is the record: a per-sender limit on consume would terminate (lose)
-    audit events. Publishers are authenticated platform principals and a flood is bounded by
-    the stream's limits instead (docs/adr/0031-audit-ingest.md).
+    - No per-sender rate limit: a refused audit event is terminated, i.e. never recorded.
+      Publishers are authenticated platform principals; a flood is bounded by the stream's
+      limits instead.
+    - The longest lateness the envelope check allows (one hour): audit envelopes carry the
+      bus's default time to live (minutes), so after an outage of the audit service longer
+      than that its backlog would be refused as expired. Accepting late envelopes costs no
+      safety here: a replayed audit event is recognised by its id and never appended twice.
+
+    See docs/adr/0031-audit-ingest.md.
     """
 
     rate_per_sender: float = Field(0.0, ge=0)
+    clock_skew_s: float = Field(3600.0, ge=0, le=3600)
 
 
 class AuditSettings(ServiceSettings):

@@ -160,6 +160,7 @@ def test_settings_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> No
     assert str(settings.key_path) == "/var/lib/symbi/audit/log.key"
     assert str(settings.store_path) == "/var/lib/symbi/audit/audit.db"
     assert settings.bus.rate_per_sender == 0  # never rate-limit the record
+    assert settings.bus.clock_skew_s == 3600  # a backlog after an outage is still accepted
     assert settings.bus.fetch_batch == 128
     monkeypatch.setenv("SYMBI_AUDIT__ORIGIN", "has space")
     with pytest.raises(ConfigError, match=r"audit\.origin"):
