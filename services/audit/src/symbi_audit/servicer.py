@@ -34,6 +34,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 _EXPORT_CHUNK_BYTES = 256 * 1024
 _FOLLOW_WAIT_S = 30.0
 _STREAM_PAGE = 500
+_MAX_LAST = 10_000  # the newest N are held in memory to be sent oldest first
 
 
 def _event_id(text: str) -> uuid.UUID:
@@ -102,6 +103,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         where = convert.filter_from_request(request)
         if request.follow and request.descending:
             raise InvalidArgument("follow streams oldest first; do not set descending")
+        if request.last > _MAX_LAST:
+            raise InvalidArgument(
+                f"last is {request.last}; at most {_MAX_LAST} (page through more with Query)",
+                details={"field": "last"},
+            )
         limit = min(request.page.page_size or _STREAM_PAGE, _STREAM_PAGE)
         cursor = request.page.page_token or None
         if request.last:
