@@ -1,0 +1,73 @@
+"""What the lifecycle domain needs from outside, as protocols.
+
+The service wires them to JetStream KV (``kv_store``), the policy service over the bus
+(``policy_gate``) and the bus's event and audit streams (``events``); unit tests use the
+in-memory versions in ``memory``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from symbi_common.policy_client import PolicyDecision
+from symbi_lifecycle.record import AgentRecord, StoredAgent
+
+__all__ = ["AgentStore", "PolicyGate", "TransitionSink"]
+
+
+class AgentStore(Protocol):
+    """Agent records with compare-and-set on their revision, and their definitions."""
+
+    async def create(
+        self, record: AgentRecord, definition_json: str, fingerprint: str
+    ) -> StoredAgent:
+        """Store a new agent and its definition. AlreadyExists when the id is taken; Aborted
+        when another request is creating the same id right now. ``fingerprint`` identifies
+        the request, so a retried create of the same source completes the first one."""
+        ...
+
+    async def get(self, agent_id: str) -> StoredAgent:
+        """The current record (NotFound when there is none)."""
+        ...
+
+    async def write(self, record: AgentRecord, expected_revision: int) -> StoredAgent:
+        """Replace the record if it is still at ``expected_revision``; else Aborted."""
+        ...
+
+    async def definition(self, agent_id: str) -> str:
+        """The stored AgentDefinition JSON (NotFound when there is none)."""
+        ...
+
+    async def history(self, agent_id: str) -> list[StoredAgent]:
+        """Every kept revision of the record, oldest first (NotFound when there is none)."""
+        ...
+
+
+class PolicyGate(Protocol):
+    """The policy service, as the lifecycle needs it (contract C2).
+
+    Methods raise a retryable SymbiError (Unavailable, DeadlineExceeded) when the policy
+    service cannot be reached; decisions themselves fail closed.
+    """
+
+    async def register(self, record: AgentRecord) -> None:
+        """Put the Agent entity (capabilities, sandbox_tier, owner) in the policy store."""
+        ...
+
+    async def allow_create(self, record: AgentRecord) -> PolicyDecision: ...
+
+    async def allow_modify(self, record: AgentRecord, reason: str) -> PolicyDecision: ...
+
+    async def install(self, record: AgentRecord, cedar: str) -> None:
+        """Store the agent's compiled Cedar as policy ``agents/<agent id>``."""
+        ...
+
+    async def unregister(self, record: AgentRecord) -> None:
+        """Delete the agent's policy document and entity (absent ones are fine)."""
+        ...
+
+
+class TransitionSink(Protocol):
+    """Told of every transition once it is stored (events and audit)."""
+
+    async def transitioned(self, stored: StoredAgent) -> None: ...
