@@ -153,6 +153,7 @@ class SandboxService:
             AgentBusConfig(
                 nats=runtime.nats,
                 js=runtime.js,
+                keyring=bus.keyring,
                 name_prefix=prefix,
                 bus=settings.bus.model_copy(update={"group_key_wait_s": 2.0, "verify_threads": 1}),
                 default_timeout_s=s.default_timeout_s,

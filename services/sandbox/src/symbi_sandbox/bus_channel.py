@@ -32,10 +32,12 @@ from nats.js import api as js_api
 
 from symbi.context.v1 import context_pb2
 from symbi.mcp_gateway.v1 import mcp_gateway_pb2
-from symbi_common.bus import BusEndpoint, ConsumerSpec, SecureBus
+from symbi_common.bus import BusEndpoint, ConsumerSpec, Credentials, KeyDirectory, SecureBus
 from symbi_common.config import BusSection
 from symbi_common.crypto.envelope import OpenedEnvelope
+from symbi_common.crypto.groupkeys import GroupKeyring
 from symbi_common.crypto.identity import check_principal_id
+from symbi_common.crypto.keyring import Keyring
 from symbi_common.crypto.rejects import EnvelopeRejected, RejectReason
 from symbi_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from symbi_common.jetstream import NatsClient
@@ -56,7 +58,7 @@ from symbi_sandbox.events import (
 )
 from symbi_sandbox.identity import AgentIdentityIssuer
 from symbi_sandbox.nursery import Nursery
-from symbi_sandbox.policy_gate import PolicyGate, strip_guard_tags
+from symbi_sandbox.policy_gate import PolicyGate, entity, strip_guard_tags
 from symbi_sandbox.runner import ChannelEndpoint
 from symbi_sandbox.task import TaskSpec
 
@@ -86,6 +88,7 @@ class AgentBusConfig:
 
     nats: NatsClient
     js: JetStreamContext
+    keyring: Keyring  # the node's: shared, it holds verified certificates only
     name_prefix: str
     bus: BusSection
     default_timeout_s: float
@@ -93,7 +96,8 @@ class AgentBusConfig:
     subscription_idle_s: float = 60.0  # an abandoned subscription's consumer is removed after
 
 
-def _check_target(target: str, field: str) -> EntityRef:
+def _check_target(target: str, field: str) -> tuple[EntityRef, dict[str, Any]]:
+    """The policy resource of a message's recipient, and the entity vouched if unknown."""
     try:
         check_principal_id(target)
     except InvalidArgument:
@@ -102,8 +106,9 @@ def _check_target(target: str, field: str) -> EntityRef:
             reason="MALFORMED_CALL",
             details={"field": field},
         ) from None
-    kind = "Service" if target.startswith(("svc-", "node-")) else "Agent"
-    return EntityRef(kind, target)
+    if target.startswith(("svc-", "node-")):
+        return EntityRef("Service", target), entity("Service", target, {"role": "service"})
+    return EntityRef("Agent", target), entity("Agent", target)
 
 
 class TopicSubscription:
@@ -174,14 +179,7 @@ class AgentSession:
                 raise FailedPrecondition("the task's channel is closed", reason="CHANNEL_CLOSED")
             if self._endpoint is None:
                 credentials = await self._sessions.issuer.issue(self.ctx.agent_id, self._validity_s)
-                self._endpoint = await BusEndpoint.open(
-                    self.config.nats,
-                    self.config.js,
-                    credentials,
-                    config=self.config.bus,
-                    name_prefix=self.config.name_prefix,
-                    manage_topics=(),
-                )
+                self._endpoint = await self._open_endpoint(credentials)
                 self._directory = self._sessions.nursery.start_soon(
                     self._endpoint.run(), name=f"agent-keys-{self.ctx.task_id}"
                 )
@@ -193,6 +191,34 @@ class AgentSession:
                     self._validity_s,
                 )
             return self._endpoint.bus
+
+    async def _open_endpoint(self, credentials: Credentials) -> BusEndpoint:
+        # BusEndpoint.open with the node's keyring: it already trusts the node's issuer (so
+        # the agent's own certificate verifies at once) and has every certificate verified.
+        config = self.config
+        prefix = config.name_prefix.lower()
+        groups = GroupKeyring()  # the agent's own topic keys
+        directory = KeyDirectory(
+            config.js,
+            credentials.keys,
+            credentials.certificate,
+            config.keyring,
+            groups,
+            keyring_bucket=f"{prefix}_keyring",
+            groups_bucket=f"{prefix}_groupkeys",
+        )
+        await directory.start()
+        bus = SecureBus(
+            config.nats,
+            config.js,
+            credentials.keys,
+            config.keyring,
+            groups,
+            config=config.bus,
+            directory=directory,
+            name_prefix=config.name_prefix,
+        )
+        return BusEndpoint(bus, directory, None)
 
     async def receive(self, timeout_s: float) -> AgentMessage | None:
         """The agent's next direct message, acknowledged once handed over; None on timeout."""
@@ -393,9 +419,11 @@ class BusChannelBackend:
         self._timeout_s = request_timeout_s
 
     async def send(self, ctx: AgentContext, recipient: str, payload: JsonValue) -> str:
-        target = _check_target(recipient, "to")
+        target, vouched = _check_target(recipient, "to")
         data = encode_payload(payload)
-        await self._gate.authorize(ctx, "send", "send_message", target, context={})
+        await self._gate.authorize(
+            ctx, "send", "send_message", target, context={}, if_unknown=[vouched]
+        )
         bus = await self._sessions.get(ctx).bus()
         return await bus.send(recipient, data, content_type=JSON_CONTENT_TYPE)
 
@@ -412,7 +440,9 @@ class BusChannelBackend:
     async def publish(self, ctx: AgentContext, topic: str, payload: JsonValue) -> str:
         name, bus_topic = agent_topic(topic)
         data = encode_payload(payload)
-        await self._gate.authorize(ctx, "publish", "publish", EntityRef("Topic", name))
+        await self._gate.authorize(
+            ctx, "publish", "publish", EntityRef("Topic", name), entities=[entity("Topic", name)]
+        )
         bus = await self._sessions.get(ctx).bus()
         return await bus.publish(
             bus_topic, data, subject=Subjects.topic(bus_topic), content_type=JSON_CONTENT_TYPE
@@ -420,16 +450,27 @@ class BusChannelBackend:
 
     async def subscribe(self, ctx: AgentContext, topic: str) -> TopicSubscription:
         name, bus_topic = agent_topic(topic)
-        await self._gate.authorize(ctx, "subscribe", "subscribe", EntityRef("Topic", name))
+        await self._gate.authorize(
+            ctx,
+            "subscribe",
+            "subscribe",
+            EntityRef("Topic", name),
+            entities=[entity("Topic", name)],
+        )
         return await self._sessions.get(ctx).subscribe(name, bus_topic)
 
     async def request(
         self, ctx: AgentContext, target: str, payload: JsonValue, timeout_s: float
     ) -> JsonValue:
-        entity = _check_target(target, "to")
+        resource, vouched = _check_target(target, "to")
         data = encode_payload(payload)
         await self._gate.authorize(
-            ctx, "request", "send_message", entity, context={"method": "call"}
+            ctx,
+            "request",
+            "send_message",
+            resource,
+            context={"method": "call"},
+            if_unknown=[vouched],
         )
         bus = await self._sessions.get(ctx).bus()
         reply = await bus.request(
@@ -452,6 +493,10 @@ class BusChannelBackend:
             EntityRef("Tool", f"{server}/{name}"),
             context={"tool": name, "server": server},
             arguments=arguments,
+            entities=[
+                entity("Tool", f"{server}/{name}", {"name": name}, [("McpServer", server)]),
+                entity("McpServer", server),
+            ],
         )
         request = mcp_gateway_pb2.InvokeToolRequest(
             agent_id=ctx.agent_id,

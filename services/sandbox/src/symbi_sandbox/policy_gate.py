@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from symbi_common.auditing import AuditRecorder
@@ -35,7 +36,7 @@ from symbi_common.errors import (
 from symbi_common.policy_client import EntityRef, PolicyClient, PolicyDecision, PolicyQuestion
 from symbi_sandbox.channel.ports import AgentContext, AuditRecord, EgressDecision
 
-__all__ = ["BusAuditSink", "BusEgressPolicy", "PolicyGate", "strip_guard_tags"]
+__all__ = ["BusAuditSink", "BusEgressPolicy", "PolicyGate", "entity", "strip_guard_tags"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}  # as the DSL compiler writes them
 
@@ -86,15 +87,34 @@ class PolicyGate:
         self._max_windows = max_windows
 
     async def decide(
-        self, ctx: AgentContext, action: str, resource: EntityRef, context: Mapping[str, Any]
+        self,
+        ctx: AgentContext,
+        action: str,
+        resource: EntityRef,
+        context: Mapping[str, Any],
+        *,
+        entities: Sequence[Mapping[str, Any]] = (),
+        if_unknown: Sequence[Mapping[str, Any]] = (),
     ) -> PolicyDecision:
-        """The policy's answer (no audit, no refusal)."""
+        """The policy's answer (no audit, no refusal).
+
+        ``entities`` are resources the node vouches for (topics, destinations, tools: things
+        the policy store does not hold). ``if_unknown`` are vouched for only when the policy
+        service does not know the resource — another agent or a service that lifecycle never
+        registered — because a request may add entities but never restate stored ones.
+        """
         if self._client is None:
             return PolicyDecision("allow", ("policy enforcement is disabled on this node",))
         now = time.time()
         full = {"time": int(now), "hour": int(now // 3600 % 24), **context}
-        question = PolicyQuestion(EntityRef("Agent", ctx.agent_id), action, resource, full)
-        return await self._client.evaluate(question)
+        question = PolicyQuestion(
+            EntityRef("Agent", ctx.agent_id), action, resource, full, tuple(entities)
+        )
+        decision = await self._client.evaluate(question)
+        if if_unknown and _unknown_resource(decision):
+            question = replace(question, entities=(*entities, *if_unknown))
+            decision = await self._client.evaluate(question)
+        return decision
 
     async def authorize(
         self,
@@ -105,9 +125,13 @@ class PolicyGate:
         *,
         context: Mapping[str, Any] | None = None,
         arguments: Mapping[str, Any] | None = None,
+        entities: Sequence[Mapping[str, Any]] = (),
+        if_unknown: Sequence[Mapping[str, Any]] = (),
     ) -> PolicyDecision:
         """Decides ``action`` on ``resource`` for the agent; audits; raises when refused."""
-        decision = await self.decide(ctx, action, resource, context or {})
+        decision = await self.decide(
+            ctx, action, resource, context or {}, entities=entities, if_unknown=if_unknown
+        )
         refusal = self._refusal(ctx, action, decision)
         details: dict[str, Any] = {
             "decision": "allow" if refusal is None else "deny",
@@ -199,6 +223,29 @@ class PolicyGate:
         return True
 
 
+def _unknown_resource(decision: PolicyDecision) -> bool:
+    # The policy service's deny for a resource outside its entity set (symbi_policy.engine).
+    return (
+        not decision.allowed
+        and not decision.fail_closed
+        and any(r.startswith("unknown resource ") for r in decision.reasons)
+    )
+
+
+def entity(
+    kind: str,
+    entity_id: str,
+    attrs: Mapping[str, Any] | None = None,
+    parents: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """A Cedar entity the node vouches for, in the shape PolicyQuestion.entities takes."""
+    return {
+        "uid": {"type": f"Symbi::{kind}", "id": entity_id},
+        "attrs": dict(attrs or {}),
+        "parents": [{"type": f"Symbi::{k}", "id": i} for k, i in parents],
+    }
+
+
 class BusEgressPolicy:
     """The channel server's EgressPolicy: the ``network`` action on ``Resource::host:port``."""
 
@@ -206,11 +253,13 @@ class BusEgressPolicy:
         self._gate = gate
 
     async def check_egress(self, ctx: AgentContext, host: str, port: int) -> EgressDecision:
+        where = f"{host}:{port}"
         decision = await self._gate.decide(
             ctx,
             "network",
-            EntityRef("Resource", f"{host}:{port}"),
+            EntityRef("Resource", where),
             {"destination": host, "port": port, "protocol": "tcp"},
+            entities=[entity("Resource", where, {"kind": "network"})],
         )
         if decision.allowed and decision.conditions and set(decision.conditions) != {"audit_full"}:
             return EgressDecision(

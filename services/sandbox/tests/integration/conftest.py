@@ -130,6 +130,17 @@ async def scheduler(
                 stand_in.on_heartbeat,
             )
         ),
+        asyncio.create_task(
+            endpoint.bus.consume(
+                ConsumerSpec.subscription(
+                    "SYMBI_AUDIT",
+                    ("symbi.audit.>",),
+                    "test-audit",
+                    deliver_policy=js_api.DeliverPolicy.ALL,
+                ),
+                stand_in.on_audit,
+            )
+        ),
     ]
     await eventually(lambda: endpoint.bus.groups.latest("platform") is not None, timeout=15)
     try:

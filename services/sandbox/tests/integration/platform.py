@@ -8,9 +8,11 @@ publish. The sandbox itself runs as a real process (``services.start_serving("sa
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import duration_pb2
 
@@ -34,12 +36,27 @@ class SchedulerStandIn:
         self.statuses: dict[str, list[events_pb2.TaskStatus]] = defaultdict(list)
         self.heartbeats: dict[str, events_pb2.NodeHeartbeat] = {}
         self.status_senders: set[str] = set()
+        self.ordered: list[events_pb2.TaskStatus] = []  # in stream order
+        self.audit: list[dict[str, Any]] = []  # audit events, verified and parsed
         self._counter = 0
 
     async def on_status(self, message: Received) -> None:
         status = message.parse(events_pb2.TaskStatus)
         self.status_senders.add(message.sender)
         self.statuses[status.task_id].append(status)
+        self.ordered.append(status)
+
+    async def on_audit(self, message: Received) -> None:
+        event = message.parse(events_pb2.AuditEvent)
+        self.audit.append(
+            {
+                "event_type": event.event_type,
+                "agent_id": event.agent_id,
+                "actor": event.actor,
+                "sender": message.sender,
+                "details": json.loads(event.details_json or "{}"),
+            }
+        )
 
     async def on_heartbeat(self, message: Received) -> None:
         beat = message.parse(events_pb2.NodeHeartbeat)

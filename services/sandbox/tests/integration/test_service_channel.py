@@ -1,0 +1,203 @@
+"""The agent channel of a real sandbox process: the agent speaks on the bus as itself, and a
+real policy service decides every call (runc and runsc)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+import pytest_asyncio
+
+from symbi.common.v1 import common_pb2
+from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
+from symbi.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
+from symbi_common.grpc import open_channel
+from symbi_common.jetstream.server import NatsServerProcess
+from symbi_sandbox.engine import DockerEngine
+from symbi_sandbox.hardening import LABEL_NODE
+from symbi_testing import eventually
+from symbi_testing.services import ServiceCluster
+
+from .platform import SchedulerStandIn, start_node
+
+pytestmark = pytest.mark.docker
+
+AGENT = textwrap.dedent(
+    """
+    import json, os, symbi_agent
+
+    peer = os.environ["PEER"]
+    out = {}
+    with symbi_agent.connect() as channel:
+        out["hello"] = channel.hello()
+        out["sent"] = channel.send(peer, {"text": "ping", "tier": os.environ["TIER"]})
+        out["reply"] = channel.receive(timeout=30)
+        for name, call in (
+            ("denied_send", lambda: channel.send("agent-forbidden", {"x": 1})),
+            ("denied_tool", lambda: channel.call_tool("shell/exec", {"cmd": "id"})),
+        ):
+            try:
+                call()
+                out[name] = None
+            except symbi_agent.ChannelError as exc:
+                out[name] = {"code": exc.code, "reason": exc.reason, "message": exc.message}
+        channel.send(peer, {"report": out})
+    print(json.dumps(out))
+    """
+)
+
+POLICIES = {
+    "test/allow-all": "permit(principal, action, resource);",
+    "test/forbid": textwrap.dedent(
+        """
+        @reason("agents may not message agent-forbidden")
+        forbid(principal, action == Symbi::Action::"send_message",
+               resource == Symbi::Agent::"agent-forbidden");
+        @reason("no shell tools for sandboxed agents")
+        forbid(principal, action == Symbi::Action::"tool_call", resource)
+        when { context has server && context.server == "shell" };
+        """
+    ),
+}
+
+
+class Peer:
+    """Another principal on the bus (an agent of its own, outside any sandbox)."""
+
+    def __init__(self, endpoint: BusEndpoint) -> None:
+        self.endpoint = endpoint
+        self.received: list[Received] = []
+
+    async def on_message(self, message: Received) -> None:
+        self.received.append(message)
+        body = json.loads(message.payload)
+        if "text" in body:
+            answer = json.dumps({"pong": body["tier"], "to": message.sender}).encode()
+            await self.endpoint.bus.send(message.sender, answer, content_type="application/json")
+
+    def from_(self, sender: str) -> list[dict[str, object]]:
+        return [json.loads(m.payload) for m in self.received if m.sender == sender]
+
+
+@pytest_asyncio.fixture
+async def peer(
+    nats_server: NatsServerProcess, services: ServiceCluster, scheduler: SchedulerStandIn
+) -> AsyncIterator[Peer]:
+    nc = await nats.connect(nats_server.url)
+    endpoint = await BusEndpoint.open(
+        nc, nc.jetstream(), services.authority.issue("agent-peer", "agent"), manage_topics=()
+    )
+    peer = Peer(endpoint)
+    tasks = [
+        asyncio.create_task(endpoint.run()),
+        asyncio.create_task(
+            endpoint.bus.consume(ConsumerSpec.direct("agent-peer"), peer.on_message)
+        ),
+    ]
+    try:
+        yield peer
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await nc.close()
+
+
+async def put_policies(address: str, agents: list[str]) -> None:
+    async with open_channel(address) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        entities = [
+            policy_pb2.Entity(uid=policy_pb2.EntityRef(type="Agent", id=agent))
+            for agent in [*agents, "agent-peer", "agent-forbidden"]
+        ]
+        await stub.PutEntities(policy_pb2.PutEntitiesRequest(entities=entities), timeout=10)
+        for policy_id, source in POLICIES.items():
+            await stub.PutPolicy(
+                policy_pb2.PutPolicyRequest(id=policy_id, source=source), timeout=10
+            )
+
+
+async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
+    scheduler: SchedulerStandIn,
+    services: ServiceCluster,
+    short_dir: Path,
+    engine: DockerEngine,
+    peer: Peer,
+) -> None:
+    policy = await services.start_serving("policy")
+    name = f"c{uuid.uuid4().hex[:8]}"
+    node = f"node-{name}"
+    sandbox = await start_node(services, short_dir, name)
+    agents = {"runc": f"agent-{name}-runc", "runsc": f"agent-{name}-runsc"}
+    assert policy.grpc_address is not None
+    await put_policies(policy.grpc_address, list(agents.values()))
+
+    tiers = {"runc": common_pb2.SANDBOX_TIER_DOCKER, "runsc": common_pb2.SANDBOX_TIER_GVISOR}
+    for runtime, agent in agents.items():
+        await scheduler.assign(
+            node,
+            f"talk-{runtime}",
+            agent_id=agent,
+            image="symbi/python",
+            command=("python3", "/agent/main.py"),
+            code=AGENT.encode(),
+            env={"PEER": "agent-peer", "TIER": runtime},
+            tier=tiers[runtime],
+        )
+    for runtime, agent in agents.items():
+        final = await scheduler.final(f"talk-{runtime}", timeout=90)
+        assert scheduler.states(f"talk-{runtime}") == ["STARTED", "SUCCEEDED"], final.reason
+
+        # The peer got the message signed by the agent itself (the bus verified the chain
+        # root → the node's issuer → the agent), and the agent read the peer's answer.
+        messages = peer.from_(agent)
+        assert messages[0] == {"text": "ping", "tier": runtime}
+        report = messages[1]["report"]
+        assert isinstance(report, dict)
+        assert report["hello"]["agent_id"] == agent
+        assert report["reply"]["sender"] == "agent-peer"
+        assert report["reply"]["payload"] == {"pong": runtime, "to": agent}
+        assert report["denied_send"]["code"] == "PERMISSION_DENIED"
+        assert "agent-forbidden" in report["denied_send"]["message"]
+        assert report["denied_tool"]["code"] == "PERMISSION_DENIED"
+        assert "no shell tools" in report["denied_tool"]["message"]
+        assert all(m.sender_role == "agent" for m in peer.received if m.sender == agent)
+
+        # The output is on the node too (gRPC Logs of the finished task).
+        assert sandbox.grpc_address is not None
+        async with open_channel(sandbox.grpc_address) as channel:
+            stub = sandbox_pb2_grpc.SandboxServiceStub(channel)
+            text = b"".join(
+                [
+                    c.data
+                    async for c in stub.Logs(sandbox_pb2.LogsRequest(task_id=f"talk-{runtime}"))
+                ]
+            )
+        assert json.loads(text)["reply"]["payload"]["pong"] == runtime
+
+    # Every decision was audited by the node, allowed and denied alike.
+    def decisions() -> set[tuple[str, str, str]]:
+        found = {
+            (e["event_type"], e["agent_id"], e["details"].get("decision", ""))
+            for e in scheduler.audit
+            if e["actor"] == node and e["event_type"].startswith("sandbox.channel.")
+        }
+        assert ("sandbox.channel.send", agents["runsc"], "deny") in found, found
+        return found
+
+    found = await eventually(decisions, timeout=15)
+    for agent in agents.values():
+        assert {
+            ("sandbox.channel.send", agent, "allow"),
+            ("sandbox.channel.send", agent, "deny"),
+            ("sandbox.channel.tool", agent, "deny"),
+            ("sandbox.channel.receive", agent, ""),
+        } <= found
+    assert await engine.list_managed({LABEL_NODE: node}) == []
