@@ -3,7 +3,8 @@
 # as a runtime, and Symbi's base images built locally. Idempotent; does nothing that is done.
 #
 # What it changes on the machine (also in README.md):
-#   - installs Debian's docker.io, runsc and busybox-static when missing (apt-get);
+#   - installs Debian's docker.io, runsc, busybox-static and prometheus when missing (apt-get;
+#     prometheus is only run by the end-to-end tests, never as a system service by us);
 #   - writes /etc/docker/daemon.json when its runsc runtime is missing or lacks --host-uds=open
 #     (the old file is kept as daemon.json.symbi-backup): runsc with --network=none and
 #     --host-uds=open (so a task can reach the one Unix socket mounted into it: its channel),
@@ -31,6 +32,7 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v runsc >/dev/null 2>&1 || [ -x /usr/bin/runsc ] || missing+=(runsc)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)   # static: copied into image rootfs
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)          # scrapes the services in e2e tests
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} (apt-get)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from symbi_cli.local import pid_alive
 from symbi_common.grpc.health import check_health
 from symbi_common.launcher import SERVICES
-from symbi_testing import eventually_sync
+from symbi_testing import eventually_sync, symbi_cli
 
 SERVICE_NAMES = {
     "scheduler": "symbi.scheduler.v1.SchedulerService",
@@ -30,14 +30,7 @@ SERVICE_NAMES = {
 }
 
 
-def symbi(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "symbi_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+symbi = symbi_cli
 
 
 def all_pids(state: dict[str, object]) -> list[int]:
@@ -61,7 +54,7 @@ async def reflected_services(target: str) -> list[str]:
 
 def test_up_detached_serves_all_seven_and_down_leaves_nothing(tmp_path: Path) -> None:
     data = tmp_path / "symbi"
-    started = symbi("up", "--detach", "--ephemeral", "--data-dir", str(data))
+    started = symbi("up", "--detach", "--ephemeral", "--timeout", "90", "--data-dir", str(data))
     assert started.returncode == 0, started.stdout + started.stderr
     state = json.loads((data / "state.json").read_text())
     try:
@@ -90,7 +83,17 @@ def test_up_detached_serves_all_seven_and_down_leaves_nothing(tmp_path: Path) ->
 
 def start_foreground(data: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "symbi_cli", "up", "--ephemeral", "--data-dir", str(data)],
+        [
+            sys.executable,
+            "-m",
+            "symbi_cli",
+            "up",
+            "--ephemeral",
+            "--timeout",
+            "90",
+            "--data-dir",
+            str(data),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

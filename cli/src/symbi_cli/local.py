@@ -35,7 +35,13 @@ from symbi_common.crypto.identity import Certificate
 from symbi_common.errors import FailedPrecondition, Unavailable
 from symbi_common.grpc.health import check_health
 from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
-from symbi_common.launcher import SERVICES, ServiceProcess, credentials_to_issue
+from symbi_common.launcher import (
+    NODE_SERVICES,
+    SERVICES,
+    ServiceProcess,
+    credentials_to_issue,
+    short_work_root,
+)
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -198,6 +204,8 @@ class LocalPlatform:
         }
         if self.nats.monitor_url:
             env["SYMBI_NATS__MONITOR_URL"] = self.nats.monitor_url
+        if service in NODE_SERVICES:
+            env["SYMBI_SANDBOX__WORK_ROOT"] = str(short_work_root(self.data_dir))
         env.update(self.env)
         return env
 

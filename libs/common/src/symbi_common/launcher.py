@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ __all__ = [
     "issuer_for",
     "module_for",
     "principal_for",
+    "short_work_root",
 ]
 
 #: The seven services, in the order ``symbi up`` starts them.
@@ -68,6 +70,13 @@ def credentials_to_issue(service: str, instance: str) -> list[tuple[str, str]]:
     if role == "node":
         needed.append((issuer_for(principal), "issuer"))
     return needed
+
+
+def short_work_root(data_dir: Path) -> Path:
+    """A short directory for a worker node's per-task sockets (Unix socket paths are limited to
+    107 bytes, so they cannot live under a deep data directory), unique per data directory."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"symbi-{digest}"
 
 
 def module_for(service: str) -> str:

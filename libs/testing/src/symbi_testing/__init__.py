@@ -5,6 +5,7 @@ here can also be imported directly.
 """
 
 from symbi_testing.eventually import eventually, eventually_sync
+from symbi_testing.platform import LocalPlatform, symbi_cli
 from symbi_testing.services import ServiceCluster
 
-__all__ = ["ServiceCluster", "eventually", "eventually_sync"]
+__all__ = ["LocalPlatform", "ServiceCluster", "eventually", "eventually_sync", "symbi_cli"]

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
+from symbi_testing.platform import LocalPlatform
 from symbi_testing.principals import CryptoWorld
 from symbi_testing.services import ServiceCluster
 
@@ -61,3 +62,14 @@ def services(tmp_path: Path, nats_server: NatsServerProcess) -> Iterator[Service
 def crypto_world() -> CryptoWorld:
     """An in-memory cluster root, keyring and principals (see symbi_testing.principals)."""
     return CryptoWorld()
+
+
+@pytest.fixture
+def local_platform(tmp_path: Path) -> Iterator[LocalPlatform]:
+    """All seven services and NATS started with `symbi up --detach`; stopped afterwards."""
+    platform = LocalPlatform(tmp_path / "symbi")
+    platform.up()
+    try:
+        yield platform
+    finally:
+        platform.down()

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from symbi_common.bus import ClusterAuthority
-from symbi_common.launcher import ServiceProcess, credentials_to_issue
+from symbi_common.launcher import (
+    NODE_SERVICES,
+    ServiceProcess,
+    credentials_to_issue,
+    short_work_root,
+)
 
 __all__ = ["ServiceCluster"]
 
@@ -47,6 +52,8 @@ class ServiceCluster:
             env["SYMBI_NATS__URL"] = self.nats_url
         if self.monitor_url:
             env["SYMBI_NATS__MONITOR_URL"] = self.monitor_url
+        if service in NODE_SERVICES:
+            env["SYMBI_SANDBOX__WORK_ROOT"] = str(short_work_root(data_dir))
         env.update(extra or {})
         return env
 
