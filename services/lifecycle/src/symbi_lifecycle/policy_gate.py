@@ -152,7 +152,9 @@ class BusPolicyGate:
     async def install(self, record: AgentRecord, cedar: str) -> None:
         await self._request(
             "put_policy",
-            policy_pb2.PutPolicyRequest(id=policy_document(record.id), source=cedar),
+            policy_pb2.PutPolicyRequest(
+                id=policy_document(record.id), source=cedar, origin=f"dsl:{record.id}"
+            ),
             policy_pb2.PutPolicyResponse,
         )
 

@@ -4,10 +4,11 @@ needs policy)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 import pytest_asyncio
 
@@ -77,19 +78,23 @@ async def start_lifecycle(
 
 
 @pytest_asyncio.fixture
-async def node_bus(
+async def open_node(
     services: ServiceCluster, nats_server: NatsServerProcess
-) -> AsyncIterator[BusEndpoint]:
-    """A worker node's bus endpoint (to publish task statuses as a node does)."""
-    import nats
+) -> AsyncIterator[Callable[[], Awaitable[BusEndpoint]]]:
+    """Opens a worker node's bus endpoint (to publish task statuses as a node does); call it
+    once a service has provisioned the platform's streams and buckets."""
+    opened: list[tuple[nats.aio.client.Client, asyncio.Task[None]]] = []
 
-    credentials = services.authority.issue("node-test", "node")
-    nc = await nats.connect(nats_server.url)
-    endpoint = await BusEndpoint.open(nc, nc.jetstream(), credentials)
-    loop = asyncio.create_task(endpoint.run())
-    try:
-        yield endpoint
-    finally:
+    async def open_() -> BusEndpoint:
+        credentials = services.authority.issue(f"node-test{len(opened)}", "node")
+        nc = await nats.connect(nats_server.url)
+        endpoint = await BusEndpoint.open(nc, nc.jetstream(), credentials)
+        opened.append((nc, asyncio.create_task(endpoint.run())))
+        await eventually(lambda: endpoint.bus.groups.latest("platform") is not None, timeout=15)
+        return endpoint
+
+    yield open_
+    for nc, loop in opened:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
         await nc.close()
