@@ -1,12 +1,18 @@
-"""Task statuses published on the bus (as a worker node does) move agents (C2/C3)."""
+"""The lifecycle on the bus: task statuses (as a worker node publishes them) move agents
+(C2/C3); other principals read agents with ``symbi.rpc.lifecycle.get``."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import nats
+import pytest
 
 from symbi.bus.v1 import events_pb2
 from symbi.lifecycle.v1 import lifecycle_pb2
 from symbi_common.bus import BusEndpoint
+from symbi_common.errors import NotFound, PermissionDenied
 
 from .conftest import FAST, NO_POLICY, start_lifecycle, wait_state
 
@@ -84,3 +90,49 @@ async def test_statuses_drive_the_state_machine(services, open_client, examples,
     started = history.transitions[3]
     assert started.actor == node_bus.bus.principal_id
     assert started.task_id == "task-3"
+
+
+async def test_get_over_the_bus(services, open_client, examples, open_node, nats_server) -> None:
+    """symbi.rpc.lifecycle.get (C2): services and nodes read any agent, an agent only itself."""
+    client = open_client(await start_lifecycle(services, "a", NO_POLICY))
+    source = examples[0].read_text()
+    mine = await client.create(source, agent_id="agent-reader")
+    other = await client.create(source, agent_id="agent-other")
+    node = await open_node()
+    request = lifecycle_pb2.GetAgentRequest(id=other.id, include_definition=True)
+    reply = await node.bus.request("symbi.rpc.lifecycle.get", request, topic="platform", timeout=5)
+    agent = reply.parse(lifecycle_pb2.Agent)
+    assert agent.id == other.id
+    assert agent.state == lifecycle_pb2.AGENT_STATE_READY
+    assert '"cedar"' in agent.definition_json
+    with pytest.raises(NotFound):
+        await node.bus.request(
+            "symbi.rpc.lifecycle.get",
+            lifecycle_pb2.GetAgentRequest(id="agent-none"),
+            topic="platform",
+            timeout=5,
+        )
+
+    credentials = services.authority.issue(mine.id, "agent")
+    nc = await nats.connect(nats_server.url)
+    endpoint = await BusEndpoint.open(nc, nc.jetstream(), credentials)
+    loop = asyncio.create_task(endpoint.run())
+    try:
+        own = await endpoint.bus.request(
+            "symbi.rpc.lifecycle.get",
+            lifecycle_pb2.GetAgentRequest(id=mine.id),
+            recipient="svc-lifecycle-a",
+            timeout=5,
+        )
+        assert own.parse(lifecycle_pb2.Agent).id == mine.id
+        with pytest.raises(PermissionDenied, match="may read only itself"):
+            await endpoint.bus.request(
+                "symbi.rpc.lifecycle.get",
+                lifecycle_pb2.GetAgentRequest(id=other.id),
+                recipient="svc-lifecycle-a",
+                timeout=5,
+            )
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await nc.close()
