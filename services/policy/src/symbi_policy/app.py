@@ -39,9 +39,6 @@ __all__ = ["PolicyService", "build"]
 
 logger = logging.getLogger(__name__)
 
-#: How long start-up waits for the first policy set before giving up (exit 1).
-FIRST_BUILD_TIMEOUT_S = 60.0
-
 
 class PolicyService:
     """Implements the runner's Service protocol for the policy service."""
@@ -101,11 +98,12 @@ class PolicyService:
         runtime.spawn(publisher.run(), name="policy-audit")
         runtime.spawn(self._follow(reloader, runtime), name="policy-reload")
         try:
-            async with asyncio.timeout(FIRST_BUILD_TIMEOUT_S):
+            async with asyncio.timeout(section.first_build_timeout_s):
                 await reloader.wait_attempted()
         except TimeoutError:
             raise Unavailable(
-                f"no policy set built from bucket {name} within {FIRST_BUILD_TIMEOUT_S:.0f} s"
+                f"no policy set built from bucket {name} within "
+                f"{section.first_build_timeout_s:.0f} s"
             ) from None
         status = self.engine.status()
         if status.last_rejection is not None:

@@ -234,6 +234,11 @@ class PolicyEngine:
         Raises PolicyValidationError when any document or the entity set is invalid, or
         when policy ids collide. Pure apart from the compiler's cache: safe in a thread.
         """
+        # The state in force is immutable: a set that only adds entities to it is built
+        # by adding to its entity handle instead of parsing every entity again.
+        return self._build(snapshot, self._state.entities)
+
+    def _build(self, snapshot: SourceSnapshot, previous: EntityCatalog | None) -> EngineState:
         documents = []
         problems: list[PolicyProblem] = []
         for document in snapshot.policies:
@@ -244,7 +249,11 @@ class PolicyEngine:
         entities_text = snapshot.entities.text if snapshot.entities is not None else "[]"
         try:
             entities = compile_entities(
-                entities_text, self._schema, version=snapshot.entities_version
+                entities_text,
+                self._schema,
+                version=snapshot.entities_version,
+                by_uid=snapshot.entities.by_uid if snapshot.entities is not None else None,
+                previous=previous,
             )
         except PolicyValidationError as exc:
             problems.extend(exc.problems)
@@ -715,8 +724,7 @@ class PolicyEngine:
         return (state.version, state.entities_version, *request.cache_key())
 
     def _empty_state(self) -> EngineState:
-        empty = SourceSnapshot((), None, 0)
-        return self.prepare(empty)
+        return self._build(SourceSnapshot((), None, 0), None)
 
 
 def _worth_logging(failures: int) -> bool:

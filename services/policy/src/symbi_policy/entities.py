@@ -104,15 +104,34 @@ class EntityCatalog:
     handle: cedarpy.Entities
     uids: frozenset[EntityUid]
     version: int
+    #: Each entity's JSON text as the source stored it, when the set was built per entity
+    #: (lets the next build add to this one instead of parsing everything again).
+    texts: Mapping[EntityUid, str] | None = None
 
     def __contains__(self, uid: object) -> bool:
         return uid in self.uids
 
 
 def compile_entities(
-    text: str, schema: cedarpy.Schema, *, version: int, document: str = "entities"
+    text: str,
+    schema: cedarpy.Schema,
+    *,
+    version: int,
+    document: str = "entities",
+    by_uid: Mapping[EntityUid, str] | None = None,
+    previous: EntityCatalog | None = None,
 ) -> EntityCatalog:
-    """Parse and check an entities JSON document; PolicyValidationError says which entity."""
+    """Parse and check an entities JSON document; PolicyValidationError says which entity.
+
+    With ``by_uid`` (the same entities, one JSON text per uid) and a ``previous`` catalog
+    built the same way, a set that only *adds* entities to ``previous`` is built by adding
+    them to its handle: O(added + base clone) instead of parsing every entity again (1 s
+    at 10,000 entities). Any change or removal parses the whole set.
+    """
+    if by_uid is not None and previous is not None and previous.texts is not None:
+        grown = _grow(previous, by_uid, schema, version, document)
+        if grown is not None:
+            return grown
     try:
         raw = json.loads(text) if text.strip() else []
     except json.JSONDecodeError as exc:
@@ -130,7 +149,45 @@ def compile_entities(
             _entity_problems(document, entities, schema, str(exc))
         ) from None
     uids = frozenset(EntityUid(e["uid"]["type"], e["uid"]["id"]) for e in entities)
-    return EntityCatalog(handle, uids, version)
+    texts = dict(by_uid) if by_uid is not None and frozenset(by_uid) == uids else None
+    return EntityCatalog(handle, uids, version, texts)
+
+
+def _grow(
+    previous: EntityCatalog,
+    by_uid: Mapping[EntityUid, str],
+    schema: cedarpy.Schema,
+    version: int,
+    document: str,
+) -> EntityCatalog | None:
+    """``previous`` plus the entities ``by_uid`` adds, or None when it is not only additions."""
+    old = previous.texts
+    assert old is not None
+    if len(by_uid) < len(old):
+        return None
+    for uid, text in old.items():
+        if by_uid.get(uid) != text:
+            return None  # removed or changed
+    added = [uid for uid in by_uid if uid not in old]
+    if not added:
+        return EntityCatalog(previous.handle, previous.uids, version, old)
+    try:
+        raw = [json.loads(by_uid[uid]) for uid in added]
+        entities = normalize_entities(raw)
+    except ValueError:
+        return None  # let the full parse name the problem
+    if any(
+        EntityUid(e["uid"]["type"], e["uid"]["id"]) != uid
+        for e, uid in zip(entities, added, strict=True)
+    ):
+        return None
+    try:
+        handle = previous.handle.with_added_json_str(json.dumps(entities), schema)
+    except ValueError as exc:
+        raise PolicyValidationError(
+            _entity_problems(document, entities, schema, str(exc))
+        ) from None
+    return EntityCatalog(handle, previous.uids | frozenset(added), version, dict(by_uid))
 
 
 def _entity_problems(

@@ -94,7 +94,11 @@ class PolicyReloader:
         elif self._entities or self._entities_version:
             updated_at, updated_by = self._entities_meta
             entities = EntitiesDocument(
-                join_entities(self._entities), self._entities_version, updated_at, updated_by
+                join_entities(self._entities),
+                self._entities_version,
+                updated_at,
+                updated_by,
+                by_uid=dict(self._entities),  # a copy: the build runs in another thread
             )
         else:
             entities = None

@@ -47,6 +47,9 @@ class PolicySection(Section):
     bucket_history: int = Field(16, ge=16, le=64)
     #: Deadline of each policy-bucket operation.
     store_timeout_s: float = Field(5.0, gt=0, le=300)
+    #: How long start-up waits for the first policy set (compiling 10,000 documents takes
+    #: ~10-30 s on 2 cores) before the process gives up (exit 1).
+    first_build_timeout_s: float = Field(300.0, gt=0, le=3600)
     #: How long a write waits for this replica to have built the change before answering.
     reload_wait_s: float = Field(2.0, ge=0, le=60)
     #: ListPolicies page size when the request gives none, and the most it may ask for.

@@ -20,7 +20,7 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from symbi_common.errors import Aborted, NotFound
@@ -66,6 +66,9 @@ class EntitiesDocument:
     revision: int
     updated_at_ms: int = 0
     updated_by: str = ""
+    #: The same entities one JSON text per uid, when the holder has them that way (the
+    #: reloader does): lets the engine build by adding to the previous set.
+    by_uid: Mapping[EntityUid, str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

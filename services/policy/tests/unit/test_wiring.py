@@ -304,3 +304,98 @@ def test_policy_settings_validate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYMBI_POLICY__BUCKET_HISTORY", "8")
     with pytest.raises(ConfigError, match="bucket_history"):
         load_settings(PolicySettings)
+
+
+def _per_entity_snapshot(entities: dict[str, str], version: int) -> Any:
+    from symbi_policy import EntitiesDocument, PolicyDocument, SourceSnapshot
+    from symbi_policy.source import join_entities
+
+    by_uid = {
+        EntityUid("Symbi::Agent", agent): json.dumps(
+            {
+                "attrs": {"trust": trust},
+                "parents": [],
+                "uid": {"id": agent, "type": "Symbi::Agent"},
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        for agent, trust in entities.items()
+    }
+    trusted = (
+        '@id("t") permit(principal is Symbi::Agent, action == Symbi::Action::"publish", '
+        'resource) when { principal has trust && principal.trust == "trusted" };'
+    )
+    return SourceSnapshot(
+        (PolicyDocument("base", trusted, 1),),
+        EntitiesDocument(join_entities(by_uid), version, by_uid=by_uid),
+        1,
+    )
+
+
+def test_entity_sets_grow_by_adding_and_rebuild_on_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cedarpy
+
+    from symbi_policy import Allow, AuthzRequest, Deny
+
+    engine = PolicyEngine(audit=QueueAuditSink(), config=None)
+    extra = [{"uid": {"type": "Topic", "id": "t"}}]
+
+    def decide(agent: str) -> Any:
+        return engine.evaluate(
+            AuthzRequest.from_mapping(
+                {
+                    "principal": f'Agent::"{agent}"',
+                    "action": "publish",
+                    "resource": 'Topic::"t"',
+                    "entities": extra,
+                }
+            )
+        )
+
+    engine.apply(_per_entity_snapshot({"a": "trusted"}, 2))
+    first = engine.state.entities
+    assert isinstance(decide("a"), Allow)
+    # Adding: the new handle is built from the old one, without parsing the whole set.
+    full_parses: list[str] = []
+    parse = cedarpy.Entities.from_json_str
+
+    def counting(text: str, schema: Any = None) -> Any:
+        full_parses.append(text)
+        return parse(text, schema)
+
+    monkeypatch.setattr(cedarpy.Entities, "from_json_str", counting)
+    engine.apply(_per_entity_snapshot({"a": "trusted", "b": "trusted"}, 3))
+    assert full_parses == []
+    grown = engine.state.entities
+    assert grown.texts is not None
+    assert grown.uids == first.uids | {EntityUid("Symbi::Agent", "b")}
+    assert isinstance(decide("b"), Allow)
+    assert decide("b").entities_version == 3
+    # Changing an entity's attributes: a full rebuild, and the change counts.
+    engine.apply(_per_entity_snapshot({"a": "trusted", "b": "untrusted"}, 4))
+    assert len(full_parses) == 1
+    assert isinstance(decide("b"), Deny)
+    # Removing: unknown again.
+    engine.apply(_per_entity_snapshot({"b": "untrusted"}, 5))
+    assert "unknown principal" in decide("a").reasons[0]
+    # An added entity the schema refuses fails the build, naming it; the set stays.
+    bad = _per_entity_snapshot({"b": "untrusted"}, 6)
+    broken = dict(bad.entities.by_uid)
+    broken[EntityUid("Symbi::Agent", "c")] = json.dumps(
+        {"uid": {"type": "Symbi::Agent", "id": "c"}, "attrs": {"trust": 7}, "parents": []}
+    )
+    from symbi_policy import EntitiesDocument, SourceSnapshot
+    from symbi_policy.source import join_entities
+
+    with pytest.raises(PolicyValidationError, match=r'Symbi::Agent::"c"'):
+        engine.apply(
+            SourceSnapshot(
+                bad.policies,
+                EntitiesDocument(join_entities(broken), 6, by_uid=broken),
+                1,
+            )
+        )
+    assert engine.entities_version == 5
