@@ -331,6 +331,17 @@ def scenario(
     version = services[0].load(policies_text, entities)
     for service in services:  # replicas of one bucket: loaded through one, in force on all
         service.wait_version(version)
+    # What one RPC costs through the service's server stack (interceptors, tracing,
+    # metrics) with no decision in it: the floor under every (c) figure.
+    status = policy_pb2.GetStatusRequest()
+    floor = best_of(
+        rounds,
+        lambda: run_single(
+            "(c) gRPC GetStatus: RPC floor, no decision",
+            services[0].status,
+            [status] * grpc_count,
+        ),
+    )
     for service in services:
         service.check_agrees(protos[:500], [cold.evaluate(r) for r in requests[:500]])
         single_requests = [policy_pb2.EvaluateRequest(request=r) for r in protos[:grpc_count]]
@@ -365,6 +376,7 @@ def scenario(
     report(baseline, None)
     for result in results:
         report(result, baseline)
+    report(floor, baseline)
     for single, _ in remote:
         report(single, baseline)
     report(baseline_batch, None)
@@ -389,6 +401,7 @@ def scenario(
 
 
 def to_proto(raw: dict[str, Any]) -> policy_pb2.AuthorizationRequest:
+    """A bench request as the proto a client sends (context numbers travel as doubles)."""
     message = policy_pb2.AuthorizationRequest(
         principal=policy_pb2.EntityRef(**raw["principal"]),
         action=raw["action"]["id"],
@@ -450,6 +463,9 @@ class RemoteService:
 
     def evaluate(self, request: Any) -> object:
         return self._stub.Evaluate(request, timeout=5)
+
+    def status(self, request: Any) -> object:
+        return self._stub.GetStatus(request, timeout=5)
 
     def evaluate_batch(self, request: Any) -> object:
         return self._stub.EvaluateBatch(request, timeout=30)
