@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -284,8 +284,3 @@ def query_vector(values: Sequence[float]) -> npt.NDArray[np.float32] | None:
         raise InvalidArgument("query vector is all zeros", reason="MALFORMED_VECTOR")
     out: npt.NDArray[np.float32] = arr / norm
     return out
-
-
-def details_of(mapping: Mapping[str, str]) -> dict[str, str]:
-    """A copy safe to put in an audit event."""
-    return {str(k): str(v) for k, v in mapping.items()}
