@@ -74,6 +74,12 @@ async def test_decisions_through_the_policy_client(replica: Replica, caller: Bus
     after = await client.evaluate(PUBLISH)
     assert not after.allowed
     assert "unknown principal" in after.reasons[0]
+    # With no replica left, the client denies and says why.
+    replica.process.kill()
+    closed = await PolicyClient(caller.bus, timeout_s=1).evaluate(PUBLISH)
+    assert not closed.allowed
+    assert closed.fail_closed
+    assert "policy service unavailable" in closed.reason_text()
 
 
 async def test_writes_only_from_services_and_agents_ask_only_about_themselves(

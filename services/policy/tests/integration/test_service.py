@@ -303,3 +303,25 @@ def _error_info(exc: grpc.aio.AioRpcError) -> common_pb2.ErrorInfo:
         if key == ERROR_METADATA_KEY and isinstance(value, bytes):
             return common_pb2.ErrorInfo.FromString(value)
     raise AssertionError("no error info in the trailing metadata")
+
+
+async def test_a_killed_replica_comes_back_with_the_same_set_and_versions(
+    services: ServiceCluster,
+) -> None:
+    async with open_replica(services, "a") as replica:
+        await replica.load_base()
+        await replica.call("PutPolicy", policy_pb2.PutPolicyRequest(id="freeze", source=FREEZE))
+        deleted = await replica.call("DeletePolicy", policy_pb2.DeletePolicyRequest(id="freeze"))
+        before = await replica.call("GetStatus", policy_pb2.GetStatusRequest())
+        assert before.version == deleted.version  # a delete is the newest policy write
+        replica.process.kill()  # SIGKILL, as a crash
+    async with open_replica(services, "a") as again:
+        after = await again.call("GetStatus", policy_pb2.GetStatusRequest())
+        assert (after.version, after.entities_version, after.digest) == (
+            before.version,
+            before.entities_version,
+            before.digest,
+        )
+        result = await again.evaluate(ALLOWED)
+        assert result.decision == policy_pb2.DECISION_ALLOW
+        assert result.version == before.version
