@@ -79,6 +79,7 @@ class SchedulerStandIn:
         preempts: tuple[str, ...] = (),
         not_after_s: float = 60.0,
         dispatch_id: str | None = None,
+        network: bool = False,
     ) -> events_pb2.TaskAssignment:
         self._counter += 1
         now = int(time.time() * 1000)
@@ -95,6 +96,7 @@ class SchedulerStandIn:
             command=list(command),
             env=env or {},
             code=code,
+            network=network,
             dispatched_at_ms=now,
             dispatch_id=dispatch_id or f"{task_id}-{self._counter}",
             not_after_ms=now + int(not_after_s * 1000),

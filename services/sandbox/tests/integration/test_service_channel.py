@@ -31,7 +31,7 @@ pytestmark = pytest.mark.docker
 
 AGENT = textwrap.dedent(
     """
-    import json, os, symbi_agent
+    import json, os, urllib.error, urllib.request, symbi_agent
 
     peer = os.environ["PEER"]
     out = {}
@@ -39,33 +39,69 @@ AGENT = textwrap.dedent(
         out["hello"] = channel.hello()
         out["sent"] = channel.send(peer, {"text": "ping", "tier": os.environ["TIER"]})
         out["reply"] = channel.receive(timeout=30)
+        with channel.subscribe("public") as subscription:
+            channel.publish("public", {"news": os.environ["TIER"]})
+            out["event"] = subscription.get(timeout=30)
         for name, call in (
             ("denied_send", lambda: channel.send("agent-forbidden", {"x": 1})),
             ("denied_tool", lambda: channel.call_tool("shell/exec", {"cmd": "id"})),
+            ("denied_publish", lambda: channel.publish("secret", {"x": 1})),
         ):
             try:
                 call()
                 out[name] = None
             except symbi_agent.ChannelError as exc:
                 out[name] = {"code": exc.code, "reason": exc.reason, "message": exc.message}
+        symbi_agent.start_egress_proxy()
+        out["egress"] = urllib.request.urlopen(os.environ["ALLOWED_URL"], timeout=20).read().decode()
+        try:
+            urllib.request.urlopen(os.environ["FORBIDDEN_URL"], timeout=20)
+            out["egress_denied"] = None
+        except urllib.error.HTTPError as exc:
+            out["egress_denied"] = [exc.code, exc.read().decode()]
         channel.send(peer, {"report": out})
     print(json.dumps(out))
     """
 )
 
-POLICIES = {
-    "test/allow-all": "permit(principal, action, resource);",
-    "test/forbid": textwrap.dedent(
-        """
-        @reason("agents may not message agent-forbidden")
-        forbid(principal, action == Symbi::Action::"send_message",
-               resource == Symbi::Agent::"agent-forbidden");
-        @reason("no shell tools for sandboxed agents")
-        forbid(principal, action == Symbi::Action::"tool_call", resource)
-        when { context has server && context.server == "shell" };
-        """
-    ),
-}
+
+def policies(forbidden_port: int) -> dict[str, str]:
+    return {
+        "test/allow-all": "permit(principal, action, resource);",
+        "test/forbid": textwrap.dedent(
+            f"""
+            @reason("agents may not message agent-forbidden")
+            forbid(principal, action == Symbi::Action::"send_message",
+                   resource == Symbi::Agent::"agent-forbidden");
+            @reason("no shell tools for sandboxed agents")
+            forbid(principal, action == Symbi::Action::"tool_call", resource)
+            when {{ context has server && context.server == "shell" }};
+            @reason("the secret topic is not for agents")
+            forbid(principal, action == Symbi::Action::"publish",
+                   resource == Symbi::Topic::"secret");
+            @reason("port {forbidden_port} is off limits")
+            forbid(principal, action == Symbi::Action::"network", resource)
+            when {{ context has port && context.port == {forbidden_port} }};
+            """
+        ),
+    }
+
+
+async def http_server(body: bytes) -> asyncio.Server:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+def port_of(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
 
 
 class Peer:
@@ -74,6 +110,10 @@ class Peer:
     def __init__(self, endpoint: BusEndpoint) -> None:
         self.endpoint = endpoint
         self.received: list[Received] = []
+        self.topics: list[Received] = []
+
+    async def on_topic(self, message: Received) -> None:
+        self.topics.append(message)
 
     async def on_message(self, message: Received) -> None:
         self.received.append(message)
@@ -100,6 +140,14 @@ async def peer(
         asyncio.create_task(
             endpoint.bus.consume(ConsumerSpec.direct("agent-peer"), peer.on_message)
         ),
+        asyncio.create_task(
+            endpoint.bus.consume(
+                ConsumerSpec.subscription(
+                    "SYMBI_EVENTS", ("symbi.topic.agents.>",), "topics-agent-peer"
+                ),
+                peer.on_topic,
+            )
+        ),
     ]
     try:
         yield peer
@@ -110,7 +158,7 @@ async def peer(
         await nc.close()
 
 
-async def put_policies(address: str, agents: list[str]) -> None:
+async def put_policies(address: str, agents: list[str], forbidden_port: int) -> None:
     async with open_channel(address) as channel:
         stub = policy_pb2_grpc.PolicyServiceStub(channel)
         entities = [
@@ -118,7 +166,7 @@ async def put_policies(address: str, agents: list[str]) -> None:
             for agent in [*agents, "agent-peer", "agent-forbidden"]
         ]
         await stub.PutEntities(policy_pb2.PutEntitiesRequest(entities=entities), timeout=10)
-        for policy_id, source in POLICIES.items():
+        for policy_id, source in policies(forbidden_port).items():
             await stub.PutPolicy(
                 policy_pb2.PutPolicyRequest(id=policy_id, source=source), timeout=10
             )
@@ -137,7 +185,12 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
     sandbox = await start_node(services, short_dir, name)
     agents = {"runc": f"agent-{name}-runc", "runsc": f"agent-{name}-runsc"}
     assert policy.grpc_address is not None
-    await put_policies(policy.grpc_address, list(agents.values()))
+    allowed, forbidden = await http_server(b"hello from outside"), await http_server(b"no")
+    await put_policies(policy.grpc_address, list(agents.values()), port_of(forbidden))
+    urls = {
+        "ALLOWED_URL": f"http://127.0.0.1:{port_of(allowed)}/",
+        "FORBIDDEN_URL": f"http://127.0.0.1:{port_of(forbidden)}/",
+    }
 
     tiers = {"runc": common_pb2.SANDBOX_TIER_DOCKER, "runsc": common_pb2.SANDBOX_TIER_GVISOR}
     for runtime, agent in agents.items():
@@ -148,8 +201,9 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
             image="symbi/python",
             command=("python3", "/agent/main.py"),
             code=AGENT.encode(),
-            env={"PEER": "agent-peer", "TIER": runtime},
+            env={"PEER": "agent-peer", "TIER": runtime, **urls},
             tier=tiers[runtime],
+            network=True,
         )
     for runtime, agent in agents.items():
         final = await scheduler.final(f"talk-{runtime}", timeout=90)
@@ -168,7 +222,24 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
         assert "agent-forbidden" in report["denied_send"]["message"]
         assert report["denied_tool"]["code"] == "PERMISSION_DENIED"
         assert "no shell tools" in report["denied_tool"]["message"]
+        assert report["denied_publish"]["code"] == "PERMISSION_DENIED"
+        assert "secret topic" in report["denied_publish"]["message"]
         assert all(m.sender_role == "agent" for m in peer.received if m.sender == agent)
+        # Publish/subscribe on agents.public, signed by the agent: it read its own news on
+        # its subscription, and so did another member of the topic.
+        assert report["event"]["sender"] == agent
+        assert report["event"]["payload"] == {"news": runtime}
+        await eventually(
+            lambda agent=agent: any(
+                m.sender == agent and m.envelope.topic == "agents.public" for m in peer.topics
+            ),
+            timeout=15,
+        )
+        # Egress through the channel: the allowed destination answered; the one policy
+        # forbids was refused before any connection, with the policy's reason.
+        assert report["egress"] == "hello from outside"
+        assert report["egress_denied"][0] == 403
+        assert f"port {port_of(forbidden)} is off limits" in report["egress_denied"][1]
 
         # The output is on the node too (gRPC Logs of the finished task).
         assert sandbox.grpc_address is not None
@@ -187,7 +258,8 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
         found = {
             (e["event_type"], e["agent_id"], e["details"].get("decision", ""))
             for e in scheduler.audit
-            if e["actor"] == node and e["event_type"].startswith("sandbox.channel.")
+            if e["actor"] == node
+            and e["event_type"].startswith(("sandbox.channel.", "sandbox.egress"))
         }
         assert ("sandbox.channel.send", agents["runsc"], "deny") in found, found
         return found
@@ -199,5 +271,12 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
             ("sandbox.channel.send", agent, "deny"),
             ("sandbox.channel.tool", agent, "deny"),
             ("sandbox.channel.receive", agent, ""),
+            ("sandbox.channel.publish", agent, "allow"),
+            ("sandbox.channel.publish", agent, "deny"),
+            ("sandbox.channel.subscribe", agent, "allow"),
+            ("sandbox.egress", agent, "allow"),
+            ("sandbox.egress", agent, "deny"),
         } <= found
     assert await engine.list_managed({LABEL_NODE: node}) == []
+    for server in (allowed, forbidden):
+        server.close()
