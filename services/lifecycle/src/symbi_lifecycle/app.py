@@ -77,11 +77,14 @@ class LifecycleService:
         )
         gate: PolicyGate
         if self._settings.security.enforce_policies:
-            gate = BusPolicyGate(
+            bus_gate = BusPolicyGate(
                 bus,
                 timeout_s=section.policy_timeout_s,
+                write_timeout_s=section.policy_write_timeout_s,
                 install_base_policy=section.install_base_policy,
             )
+            runtime.spawn(bus_gate.run(), name="lifecycle-policy-batches")
+            gate = bus_gate
         else:
             log.warning("policy enforcement is off: agents are created without policy checks")
             gate = OpenPolicyGate()

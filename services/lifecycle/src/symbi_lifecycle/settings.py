@@ -6,7 +6,8 @@
     restart_backoff_s = 1.0     # first recovery delay; doubles per restart
     restart_backoff_max_s = 60.0
     install_base_policy = true  # permit the lifecycle service create_agent / modify_agent
-    policy_timeout_s = 2.0      # each policy request; no answer → fail closed
+    policy_timeout_s = 2.0      # each decision; no answer → fail closed
+    policy_write_timeout_s = 10.0  # each policy store write (entities, agent policies)
 
 Policy checks follow ``[security] enforce_policies`` (on by default).
 """
@@ -38,8 +39,11 @@ class LifecycleSection(Section):
     stale_after_s: float = Field(15.0, gt=0, le=3600)
     #: A definition stored by a create that never stored its record is replaced after this.
     orphan_after_s: float = Field(30.0, gt=0, le=86_400)
-    #: Deadline of each request to the policy service (decisions fail closed after it).
+    #: Deadline of each decision asked of the policy service (no answer: fail closed).
     policy_timeout_s: float = Field(2.0, gt=0, le=60)
+    #: Deadline of each write to the policy store (entities, the agent's policies); a write
+    #: waits for the policy service to rebuild its set, which grows with the set.
+    policy_write_timeout_s: float = Field(10.0, gt=0, le=300)
     #: Install ``lifecycle/base`` (if absent): the lifecycle service may create and modify
     #: agents unless a forbid says otherwise. Off: an operator must permit it.
     install_base_policy: bool = True
