@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import nats
+import nats.js.api
 import pytest
 
 from symbi.bus.v1 import events_pb2
 from symbi.lifecycle.v1 import lifecycle_pb2
-from symbi_common.bus import BusEndpoint
+from symbi_common.auditing import from_proto
+from symbi_common.auditing.event import verify_event_signature
+from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
 from symbi_common.errors import NotFound, PermissionDenied
+from symbi_testing import eventually
 
 from .conftest import FAST, NO_POLICY, start_lifecycle, wait_state
 
@@ -136,3 +141,83 @@ async def test_get_over_the_bus(services, open_client, examples, open_node, nats
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
         await nc.close()
+
+
+async def test_every_transition_is_an_event_and_an_audit_record(
+    services, open_client, examples, nats_server
+) -> None:
+    """AgentTransition on symbi.agent.transition.<agent> and a signed audit event per
+    transition, read back through the bus as a platform service reads them."""
+    client = open_client(await start_lifecycle(services, "a", NO_POLICY))
+    # The observer joins first: topic keys rotate when members join, and a newcomer cannot
+    # read what was sealed before it joined.
+    credentials = services.authority.issue("svc-observer-t", "service")
+    nc = await nats.connect(nats_server.url)
+    endpoint = await BusEndpoint.open(nc, nc.jetstream(), credentials, manage_topics=())
+    loop = asyncio.create_task(endpoint.run())
+    await eventually(lambda: endpoint.bus.groups.latest("platform") is not None, timeout=15)
+    agent_id = "agent-events"
+    transitions: list[events_pb2.AgentTransition] = []
+    audits: list[events_pb2.AuditEvent] = []
+
+    async def on_transition(message: Received) -> None:
+        transitions.append(message.parse(events_pb2.AgentTransition))
+
+    async def on_audit(message: Received) -> None:
+        event = message.parse(events_pb2.AuditEvent)
+        if event.agent_id == agent_id:
+            audits.append(event)
+
+    consumers = [
+        asyncio.create_task(
+            endpoint.bus.consume(
+                ConsumerSpec.subscription(
+                    "SYMBI_EVENTS",
+                    (f"symbi.agent.transition.{agent_id}",),
+                    "observer-transitions",
+                    deliver_policy=nats.js.api.DeliverPolicy.ALL,
+                ),
+                on_transition,
+            )
+        ),
+        asyncio.create_task(
+            endpoint.bus.consume(
+                ConsumerSpec.subscription(
+                    "SYMBI_AUDIT",
+                    ("symbi.audit.lifecycle_created", "symbi.audit.lifecycle_transition"),
+                    "observer-audit",
+                    deliver_policy=nats.js.api.DeliverPolicy.ALL,
+                ),
+                on_audit,
+            )
+        ),
+    ]
+    expected = ["CREATED", "INITIALIZING", "READY", "SUSPENDED", "TERMINATING", "TERMINATED"]
+    try:
+        # The lifecycle may publish with a key generation from before the observer joined
+        # for a moment: wait until the observer's membership has reached it.
+        await eventually(lambda: endpoint.bus.groups.latest("platform") is not None, timeout=15)
+        agent = await client.create(examples[0].read_text(), agent_id=agent_id)
+        await client.call("Suspend", lifecycle_pb2.TransitionRequest(id=agent.id, reason="pause"))
+        await client.call("Terminate", lifecycle_pb2.TransitionRequest(id=agent.id))
+        await eventually(lambda: len(transitions) >= 6 and len(audits) >= 6, timeout=30)
+    finally:
+        for task in (*consumers, loop):
+            task.cancel()
+        await asyncio.gather(*consumers, loop, return_exceptions=True)
+        await nc.close()
+    assert [t.to_state for t in transitions] == expected
+    assert [t.from_state for t in transitions] == ["", *expected[:-1]]
+    assert transitions[3].reason == "pause"
+    revisions = [t.revision for t in transitions]
+    assert revisions == sorted(revisions)
+    assert [a.event_type for a in audits] == ["lifecycle.created"] + ["lifecycle.transition"] * 5
+    lifecycle_keys = endpoint.bus.keyring.current("svc-lifecycle-a")
+    assert lifecycle_keys is not None
+    for record in audits:
+        event = from_proto(record)
+        assert event.actor == "svc-lifecycle-a"
+        assert verify_event_signature(event, lifecycle_keys.proto.ed25519_public_key)
+    details = [json.loads(a.details_json) for a in audits]
+    assert [d["to"] for d in details] == expected
+    assert details[0]["name"]
