@@ -125,13 +125,20 @@ class McpGatewayService:
         ready = asyncio.Event()
         runtime.spawn(self._run_gateway(gateway, ready), name="mcp-gateway")
         await ready.wait()
-        await self._connect_configured(gateway)
 
         runtime.spawn(pins.follow(self._on_foreign_pin_change), name="mcp-pin-follower")
+        registered = asyncio.Event()
         runtime.spawn(
-            registry.follow(self._on_server_stored, self._on_server_removed),
+            registry.follow(self._on_server_stored, self._on_server_removed, ready=registered),
             name="mcp-server-registry",
         )
+        # Servers registered at run time are served again before the process reports SERVING.
+        try:
+            async with asyncio.timeout(_STARTUP_CONNECT_S):
+                await registered.wait()
+        except TimeoutError:
+            logger.warning("the server registry was not read in %.0f s", _STARTUP_CONNECT_S)
+        await self._connect(gateway, [info.name for info in gateway.servers()])
         responders = ToolResponders(gateway)
         for index in range(section.bus_responders):
             # SecureBus.serve answers one request at a time; several subscriptions in the
@@ -172,16 +179,15 @@ class McpGatewayService:
             ready.set()
             await asyncio.Event().wait()
 
-    async def _connect_configured(self, gateway: ToolGateway) -> None:
-        if not self._config.servers:
-            return
+    @staticmethod
+    async def _connect(gateway: ToolGateway, names: list[str]) -> None:
+        """Give servers a bounded head start to connect (and be verified)."""
         async with asyncio.TaskGroup() as group:
-            for server in self._config.servers:
-                group.create_task(
-                    gateway.wait_connected(
-                        server.name, min(server.connection_timeout_s, _STARTUP_CONNECT_S)
-                    )
+            for name in names:
+                timeout = min(
+                    gateway.server_info(name).config.connection_timeout_s, _STARTUP_CONNECT_S
                 )
+                group.create_task(gateway.wait_connected(name, timeout))
         for info in gateway.servers():
             if not info.connected:
                 logger.warning(

@@ -39,8 +39,8 @@ PINS_BUCKET = BucketSpec(
 )
 
 _PREFIX = "pin."
-#: Revisions this replica wrote, remembered to tell its own changes from others'.
-_OWN_REVISIONS = 4096
+#: Writes this replica made, remembered to tell its own changes from others'.
+_OWN_WRITES = 4096
 
 
 def pin_key(tool_id: str) -> str:
@@ -55,9 +55,11 @@ def tool_id_of_key(key: str) -> str | None:
         return None
     token = key[len(_PREFIX) :]
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        padded = token + "=" * (-len(token) % 4)
+        tool_id = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+    return tool_id or None
 
 
 class KvPinStore:
@@ -65,11 +67,13 @@ class KvPinStore:
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
-        self._own: collections.deque[int] = collections.deque(maxlen=_OWN_REVISIONS)
+        # (key, value) of this replica's writes, recorded *before* each write: the watcher
+        # may report a write before the call that made it returns its revision.
+        self._own: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=_OWN_WRITES)
 
-    def _wrote(self, revision: int) -> int:
-        self._own.append(revision)
-        return revision
+    def _writing(self, key: str, value: bytes) -> tuple[str, bytes]:
+        self._own.append((key, value))
+        return key, value
 
     async def get(self, tool_id: str) -> StoredPin | None:
         try:
@@ -81,28 +85,29 @@ class KvPinStore:
         return StoredPin(ToolPin.from_json(entry.value), entry.revision or 0)
 
     async def create(self, pin: ToolPin) -> int:
+        key, value = self._writing(pin_key(pin.tool_id), pin.to_json())
         try:
-            revision = await self._kv.create(pin_key(pin.tool_id), pin.to_json())
+            return await self._kv.create(key, value)
         except KeyWrongLastSequenceError:
             raise AlreadyExists(
                 f"tool {pin.tool_id} is already pinned", reason="PIN_EXISTS"
             ) from None
-        return self._wrote(revision)
 
     async def update(self, pin: ToolPin, *, revision: int) -> int:
+        key, value = self._writing(pin_key(pin.tool_id), pin.to_json())
         try:
-            new_revision = await self._kv.update(pin_key(pin.tool_id), pin.to_json(), last=revision)
+            return await self._kv.update(key, value, last=revision)
         except KeyWrongLastSequenceError:
             raise Aborted(
                 f"pin of {pin.tool_id} changed since revision {revision}", reason="PIN_CHANGED"
             ) from None
-        return self._wrote(new_revision)
 
     async def delete(self, tool_id: str) -> bool:
         stored = await self.get(tool_id)
         if stored is None:
             return False
-        await self._kv.delete(pin_key(tool_id))
+        key, _ = self._writing(pin_key(tool_id), b"")
+        await self._kv.delete(key)
         return True
 
     async def list(self) -> list[ToolPin]:
@@ -126,22 +131,25 @@ class KvPinStore:
             await watcher.stop()  # type: ignore[no-untyped-call]
         return [pins[key] for key in sorted(pins)]
 
-    async def follow(self, on_foreign_change: Callable[[str], None]) -> None:
-        """Call ``on_foreign_change(tool_id)`` for every pin another writer changes, until
-        cancelled (a loop: spawn it)."""
+    async def follow(
+        self, on_foreign_change: Callable[[str], None], *, ready: asyncio.Event | None = None
+    ) -> None:
+        """Call ``on_foreign_change(tool_id)`` for every pin another writer changes from now
+        on, until cancelled (a loop: spawn it). ``ready`` is set once the current pins have
+        been passed over."""
         watcher = await self._kv.watchall()
         try:
             initial = True
             async for entry in watcher:
-                if entry is None:
+                if entry is None or (initial and not entry.delta):
                     initial = False
+                    if ready is not None:
+                        ready.set()
                     continue
                 if initial:
-                    if not entry.delta:
-                        initial = False
                     continue
                 tool_id = tool_id_of_key(entry.key)
-                if tool_id is None or entry.revision in self._own:
+                if tool_id is None or (entry.key, entry.value or b"") in self._own:
                     continue
                 on_foreign_change(tool_id)
         finally:

@@ -87,14 +87,18 @@ class KvServerRegistry:
         self,
         on_added: Callable[[McpServerConfig], Awaitable[None]],
         on_removed: Callable[[str], Awaitable[None]],
+        *,
+        ready: asyncio.Event | None = None,
     ) -> None:
         """Report every stored server (the current ones first), then every change, until
-        cancelled (a loop: spawn it)."""
+        cancelled (a loop: spawn it). ``ready`` is set once the current ones are reported."""
         watcher = await self._kv.watchall()
         try:
             async for entry in watcher:
                 if entry is None:
-                    continue  # the end of the current values
+                    if ready is not None:
+                        ready.set()  # the end of the current values
+                    continue
                 if entry.operation in ("DEL", "PURGE") or not entry.value:
                     await on_removed(entry.key)
                     continue
@@ -104,6 +108,8 @@ class KvServerRegistry:
                     logger.error("ignoring stored server %s: %s", entry.key, exc)
                     continue
                 await on_added(config)
+                if ready is not None and not entry.delta:
+                    ready.set()
         finally:
             with contextlib.suppress(Exception):  # the connection may already be draining
                 await asyncio.shield(watcher.stop())  # type: ignore[no-untyped-call]

@@ -5,24 +5,45 @@
   schemapin; the test can rug-pull, tamper, re-sign and rotate its key while it runs.
 - ``serve_asgi``: any ASGI app on loopback port 0 (the gateway's own MCP endpoint).
 - ``open_gateway``: a :class:`ToolGateway` with the real session opener and resolvers.
+- for the service-level tests (``test_service_*``): the gateway's environment, principals on
+  the bus in the test process (``principals``, ``operator``), the audit events and alerts the
+  gateway publishes (``bus_log``), and the real policy service with test policies
+  (``policy_service``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import grpc
 import httpx
+import nats
 import pytest
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
+from nats.js.api import DeliverPolicy
 from schemapin import KeyManager, create_well_known_response
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from symbi.bus.v1 import events_pb2
+from symbi.mcp_gateway.v1 import mcp_gateway_pb2
+from symbi.mcp_gateway.v1 import mcp_gateway_pb2_grpc as pb_grpc
+from symbi.policy.v1 import policy_pb2
+from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
+from symbi_common.config import NatsSection
+from symbi_common.errors import SymbiError
+from symbi_common.grpc import error_from_rpc, open_channel
+from symbi_common.jetstream import Provisioner
+from symbi_common.jetstream.server import NatsServerProcess
+from symbi_common.launcher import ServiceProcess
 from symbi_mcp_gateway import (
     SIGNATURE_META_KEY,
     GatewayConfig,
@@ -34,6 +55,7 @@ from symbi_mcp_gateway import (
 )
 from symbi_mcp_gateway.config import SchemaPinConfig
 from symbi_testing.eventually import eventually
+from symbi_testing.services import ServiceCluster
 
 if TYPE_CHECKING:
     from ..conftest import RecordingAlerts, RecordingAudit, RulePolicy
@@ -171,3 +193,221 @@ def open_gateway(
                 yield gateway
 
     return opener
+
+
+# ---- the gateway as a process (service-level tests)
+
+MCP_SERVER_TIME = str(Path(sys.executable).parent / "mcp-server-time")
+FAULTY_SERVER = Path(__file__).parent / "faulty_server.py"
+GATEWAY_INSTANCE = "gw"
+GATEWAY_PRINCIPAL = f"svc-mcp-gateway-{GATEWAY_INSTANCE}"
+
+#: Agent alice may call every tool; bob may not call the clock (the forbid says why).
+POLICIES = {
+    "tools-alice": 'permit(principal == Symbi::Agent::"agent-alice", '
+    'action == Symbi::Action::"tool_call", resource);',
+    "tools-bob": 'permit(principal == Symbi::Agent::"agent-bob", '
+    'action == Symbi::Action::"tool_call", resource);',
+    "no-clock-for-bob": '@reason("bob may not read the clock") '
+    'forbid(principal == Symbi::Agent::"agent-bob", action == Symbi::Action::"tool_call", '
+    'resource == Symbi::Tool::"time/get_current_time");',
+}
+
+
+def time_server(**extra: Any) -> dict[str, Any]:
+    """``mcp-server-time`` over stdio, unsigned: permissive mode pins its definitions."""
+    return {
+        "name": "time",
+        "command": MCP_SERVER_TIME,
+        "trust_mode": "permissive",
+        "domain": "time.example",
+        **extra,
+    }
+
+
+def gateway_env(
+    servers: list[dict[str, Any]] | None = None,
+    *,
+    well_known_urls: dict[str, str] | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        "SYMBI_MCP__SERVERS": json.dumps(servers or []),
+        "SYMBI_MCP__ENDPOINT__PORT": "0",
+        "SYMBI_MCP__RECONNECT_INITIAL_S": "0.05",
+        "SYMBI_MCP__RECONNECT_MAX_S": "0.5",
+        "SYMBI_MCP__SCHEMAPIN__DISCOVERY_TTL_S": "0",
+        "SYMBI_MCP__SCHEMAPIN__WELL_KNOWN_URLS": json.dumps(well_known_urls or {}),
+        "SYMBI_MCP__BUS_RESPONDERS": "2",
+    }
+    env.update(extra)
+    return env
+
+
+def endpoint_url(process: ServiceProcess) -> str:
+    """The MCP endpoint's URL from the gateway's ``SYMBI-MCP-ENDPOINT`` line."""
+    for line in list(process.output_tail):
+        if line.startswith("SYMBI-MCP-ENDPOINT "):
+            return line.split("url=", 1)[1].strip()
+    raise AssertionError("the gateway printed no SYMBI-MCP-ENDPOINT line")
+
+
+@contextlib.asynccontextmanager
+async def gateway_stub(process: ServiceProcess) -> AsyncIterator[Any]:
+    assert process.grpc_address is not None
+    async with open_channel(process.grpc_address) as channel:
+        yield pb_grpc.McpGatewayServiceStub(channel)
+
+
+async def rpc_error(call: Awaitable[Any]) -> SymbiError:
+    """The SymbiError a failing gRPC call carries (fails the test when the call succeeds)."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as exc:
+        return error_from_rpc(exc)
+    raise AssertionError("the call succeeded")
+
+
+OpenPrincipal = Callable[[str, str], Awaitable[BusEndpoint]]
+
+
+async def _bounded(what: str, step: Awaitable[Any], timeout_s: float = 10.0) -> None:
+    """A cleanup step under a deadline: a hang fails the test naming the step."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        raise AssertionError(f"{what} did not finish in {timeout_s} s")
+    task.result()
+
+
+async def _stop(what: str, *tasks: asyncio.Task[Any], timeout_s: float = 10.0) -> None:
+    """Cancel background tasks until they are done. A cancellation can be lost inside
+    nats-py's pull fetch (Python 3.11's ``asyncio.wait_for`` may swallow one that races a
+    message), so it is repeated rather than awaited once."""
+    pending = set(tasks)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.25)
+    if pending:
+        raise AssertionError(f"{what} did not stop in {timeout_s} s")
+
+
+@pytest.fixture
+async def principals(
+    services: ServiceCluster, nats_server: NatsServerProcess
+) -> AsyncIterator[OpenPrincipal]:
+    """Open bus endpoints in the test process for principals of the test cluster's root."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def open_principal(principal: str, role: str) -> BusEndpoint:
+            credentials = services.authority.issue(principal, role)
+            nc = await nats.connect(nats_server.url, name=principal)
+            stack.push_async_callback(_bounded, f"closing {principal}'s connection", nc.close())
+            js = nc.jetstream()
+            await Provisioner(js, NatsSection()).provision()
+            endpoint = await BusEndpoint.open(nc, js, credentials)
+            loop = asyncio.create_task(endpoint.run())
+
+            stack.push_async_callback(_stop, f"{principal}'s key directory", loop)
+            if role in ("service", "node"):
+                await eventually(
+                    lambda: endpoint.bus.groups.latest("platform") is not None,
+                    timeout=20,
+                    message=f"{principal} got the platform key",
+                )
+            return endpoint
+
+        yield open_principal
+
+
+@pytest.fixture
+async def operator(principals: OpenPrincipal) -> BusEndpoint:
+    """A platform service principal of the test: pushes policies, reads audit and alerts."""
+    return await principals("svc-test-operator", "service")
+
+
+class BusLog:
+    """Every message on some subjects, decrypted and parsed (collected in the background)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Received] = []
+
+    async def handle(self, received: Received) -> None:
+        self.messages.append(received)
+
+    def audit_events(self, event_type: str, **details: Any) -> list[dict[str, Any]]:
+        """Audit events of a type whose details contain ``details`` (details as dicts)."""
+        found = []
+        for received in self.messages:
+            if not received.subject.startswith("symbi.audit."):
+                continue
+            event = received.parse(events_pb2.AuditEvent)
+            if event.event_type != event_type:
+                continue
+            data = json.loads(event.details_json or "{}")
+            if all(data.get(key) == value for key, value in details.items()):
+                found.append({**data, "_agent_id": event.agent_id, "_actor": event.actor})
+        return found
+
+    def alerts(self) -> list[mcp_gateway_pb2.SecurityAlert]:
+        return [
+            received.parse(mcp_gateway_pb2.SecurityAlert)
+            for received in self.messages
+            if received.subject == "symbi.alert.mcp"
+        ]
+
+
+@pytest.fixture
+async def bus_log(operator: BusEndpoint) -> AsyncIterator[BusLog]:
+    """The gateway's audit events and alerts, as the audit service and operators see them."""
+    log = BusLog()
+    consumers = [
+        ConsumerSpec.subscription(
+            "SYMBI_AUDIT", ("symbi.audit.>",), "test-audit", deliver_policy=DeliverPolicy.ALL
+        ),
+        ConsumerSpec.subscription(
+            "SYMBI_EVENTS", ("symbi.alert.mcp",), "test-alerts", deliver_policy=DeliverPolicy.ALL
+        ),
+    ]
+    tasks = [asyncio.create_task(operator.bus.consume(spec, log.handle)) for spec in consumers]
+    try:
+        yield log
+    finally:
+        await _stop("the bus log", *tasks)
+
+
+async def policy_request(operator: BusEndpoint, method: str, message: Any, reply: type[Any]) -> Any:
+    received = await operator.bus.request(
+        f"symbi.rpc.policy.{method}", message, topic="platform", timeout=10
+    )
+    return received.parse(reply)
+
+
+@pytest.fixture
+async def policy_service(services: ServiceCluster, operator: BusEndpoint) -> ServiceProcess:
+    """The real policy service, with agents alice and bob and the :data:`POLICIES`."""
+    process = await services.start_serving("policy", instance="p1")
+    entities = policy_pb2.PutEntitiesRequest()
+    for agent in ("agent-alice", "agent-bob"):
+        entity = entities.entities.add()
+        entity.uid.CopyFrom(policy_pb2.EntityRef(type="Agent", id=agent))
+
+    async def entities_stored() -> bool:
+        try:
+            await policy_request(operator, "put_entities", entities, policy_pb2.PutEntitiesResponse)
+        except SymbiError as exc:
+            raise AssertionError(exc.message) from None
+        return True
+
+    await eventually(entities_stored, timeout=20, message="the policy service answers")
+    for policy_id, source in POLICIES.items():
+        await policy_request(
+            operator,
+            "put_policy",
+            policy_pb2.PutPolicyRequest(id=policy_id, source=source),
+            policy_pb2.PutPolicyResponse,
+        )
+    return process
