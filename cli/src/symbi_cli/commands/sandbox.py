@@ -1,18 +1,32 @@
-"""``symbi sandbox``: base images for sandboxed tasks, and a look at this node.
+"""``symbi sandbox``: base images and the local Docker (``build-images``, ``node``), and the
+node's sandbox service over gRPC (``run``, ``get``, ``kill``, ``logs``, ``info``).
 
-Exit codes: 0 done, 1 the work failed (Docker unreachable, a build step failed), 2 bad usage.
+Exit codes: 0 done, 1 the work failed (Docker unreachable, a build step failed, the service
+refused), 2 bad usage, 3 the sandbox service cannot be reached. ``run`` exits with the task's
+own exit code when it exited, 137 when it was OOM-killed, 124 at its timeout, 1 otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
+import grpc
 import typer
+from google.protobuf import duration_pb2
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from symbi_common.errors import SymbiError
+from symbi.common.v1 import common_pb2
+from symbi.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from symbi_cli.connect import service_address
+from symbi_common.errors import SymbiError, Unavailable
+from symbi_common.grpc import error_from_rpc, open_channel
 from symbi_sandbox.images import IMAGES, build_images
 
 app = typer.Typer(
@@ -24,6 +38,29 @@ _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
 _FAILED = 1
 _BAD_USAGE = 2
+_UNREACHABLE = 3
+_CALL_TIMEOUT_S = 30.0
+_T = TypeVar("_T")
+
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="The sandbox service, host:port (default: SYMBI_SANDBOX_ADDRESS or `symbi up`'s).",
+    ),
+]
+_TIERS = {
+    "": common_pb2.SANDBOX_TIER_UNSPECIFIED,
+    "docker": common_pb2.SANDBOX_TIER_DOCKER,
+    "runc": common_pb2.SANDBOX_TIER_DOCKER,
+    "gvisor": common_pb2.SANDBOX_TIER_GVISOR,
+    "runsc": common_pb2.SANDBOX_TIER_GVISOR,
+}
+_TIER_NAMES = {
+    common_pb2.SANDBOX_TIER_UNSPECIFIED: "-",
+    common_pb2.SANDBOX_TIER_DOCKER: "docker",
+    common_pb2.SANDBOX_TIER_GVISOR: "gvisor",
+}
 
 
 def _docker(timeout: int = 300) -> Any:
@@ -109,3 +146,244 @@ def node_command() -> None:
         _out.print(
             "[yellow]runsc lacks --host-uds=open: gVisor tasks cannot use the agent socket[/yellow]"
         )
+
+
+# ---------------------------------------------------------------------- the sandbox service
+
+
+def _call(
+    address: str | None,
+    action: Callable[[sandbox_pb2_grpc.SandboxServiceAsyncStub], Awaitable[_T]],
+    what: str,
+) -> _T:
+    """Runs ``action`` against the sandbox service; errors become one line and an exit code."""
+    try:
+        target = service_address("sandbox", address=address)
+    except Unavailable as exc:
+        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(_UNREACHABLE) from None
+
+    async def run() -> _T:
+        async with open_channel(target) as channel:
+            return await action(sandbox_pb2_grpc.SandboxServiceStub(channel))
+
+    try:
+        return asyncio.run(run())
+    except grpc.aio.AioRpcError as exc:
+        error = error_from_rpc(exc)
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            code = _UNREACHABLE
+        elif exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            code = _BAD_USAGE
+        else:
+            code = _FAILED
+        _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
+        raise typer.Exit(code) from None
+
+
+def _state(execution: sandbox_pb2.Execution) -> str:
+    return sandbox_pb2.ExecutionState.Name(execution.state).removeprefix("EXECUTION_STATE_")
+
+
+def _show(execution: sandbox_pb2.Execution) -> None:
+    table = Table("field", "value", show_header=False)
+    exit_code = str(execution.exit_code) if execution.HasField("exit_code") else "-"
+    for field, value in (
+        ("task", execution.task_id),
+        ("agent", execution.agent_id),
+        ("state", _state(execution)),
+        ("exit code", exit_code),
+        ("reason", execution.reason or "-"),
+        ("tier", f"{_TIER_NAMES.get(execution.tier, '?')} ({execution.tier_reason or '-'})"),
+        ("container", execution.container_id[:12] or "-"),
+        ("dispatch", execution.dispatch_id or "- (direct run)"),
+        ("node", execution.node_id),
+        ("output", f"{execution.log_bytes} bytes"),
+    ):
+        table.add_row(field, escape(value))
+    _out.print(table)
+
+
+def _exit_status(execution: sandbox_pb2.Execution) -> int:
+    if execution.state == sandbox_pb2.EXECUTION_STATE_EXITED:
+        return execution.exit_code
+    if execution.state == sandbox_pb2.EXECUTION_STATE_OOM_KILLED:
+        return 137
+    if execution.state == sandbox_pb2.EXECUTION_STATE_TIMED_OUT:
+        return 124
+    return _FAILED
+
+
+def _write(chunk: sandbox_pb2.LogChunk) -> None:
+    if chunk.stream == "gap":
+        _err.print(f"[yellow]… {escape(chunk.data.decode(errors='replace'))}[/yellow]")
+        return
+    stream = sys.stderr if chunk.stream == "stderr" else sys.stdout
+    stream.buffer.write(chunk.data)
+    stream.flush()
+
+
+@app.command("run")
+def run_command(
+    image: Annotated[str, typer.Argument(help="Image, e.g. symbi/busybox or symbi/python.")],
+    command: Annotated[list[str] | None, typer.Argument(help="Command and arguments.")] = None,
+    agent: Annotated[str, typer.Option("--agent", help="The agent the task runs as.")] = (
+        "agent-operator"
+    ),
+    tier: Annotated[
+        str, typer.Option("--tier", help="docker or gvisor (default: the node's).")
+    ] = "",
+    memory_mb: Annotated[int, typer.Option("--memory", help="Memory limit in MiB.")] = 0,
+    cpu_millicores: Annotated[int, typer.Option("--cpu", help="CPU in millicores.")] = 0,
+    timeout_s: Annotated[int, typer.Option("--timeout", help="Wall-clock limit, seconds.")] = 0,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE (repeatable).")
+    ] = None,
+    code: Annotated[
+        Path | None,
+        typer.Option("--code", help="A file (→ /agent/main.py) or tar archive (→ /agent)."),
+    ] = None,
+    network: Annotated[
+        bool, typer.Option("--network", help="Egress through the channel's proxy.")
+    ] = False,
+    no_channel: Annotated[
+        bool, typer.Option("--no-channel", help="No agent socket in the container.")
+    ] = False,
+    task_id: Annotated[str, typer.Option("--task-id", help="Default: generated.")] = "",
+    address: AddressOption = None,
+) -> None:
+    """Runs a task on the node and streams its output; exits with the task's exit code."""
+    if tier.lower() not in _TIERS:
+        _err.print(f"[bold red]error:[/] unknown tier {tier!r}; use docker or gvisor")
+        raise typer.Exit(_BAD_USAGE)
+    variables: dict[str, str] = {}
+    for item in env or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _err.print(f"[bold red]error:[/] --env {item!r}: expected NAME=VALUE")
+            raise typer.Exit(_BAD_USAGE)
+        variables[name] = value
+    try:
+        payload = code.read_bytes() if code is not None else b""
+    except OSError as exc:
+        _err.print(f"[bold red]error:[/] --code {code}: {exc.strerror}")
+        raise typer.Exit(_BAD_USAGE) from None
+    request = sandbox_pb2.RunRequest(
+        task_id=task_id,
+        agent_id=agent,
+        image=image,
+        command=command or [],
+        env=variables,
+        tier=_TIERS[tier.lower()],
+        limits=common_pb2.ResourceLimits(
+            memory_mb=memory_mb,
+            cpu_millicores=cpu_millicores,
+            execution_timeout=duration_pb2.Duration(seconds=timeout_s),
+        ),
+        code=payload,
+        network=network,
+        without_channel=no_channel,
+    )
+
+    async def action(
+        stub: sandbox_pb2_grpc.SandboxServiceAsyncStub,
+    ) -> sandbox_pb2.Execution | None:
+        finished: sandbox_pb2.Execution | None = None
+        async for event in stub.Run(request):
+            kind = event.WhichOneof("event")
+            if kind == "started":
+                _err.print(
+                    f"[dim]task {escape(event.started.task_id)} running on "
+                    f"{_TIER_NAMES.get(event.started.tier, '?')} "
+                    f"({escape(event.started.tier_reason)})[/dim]"
+                )
+            elif kind == "log":
+                _write(event.log)
+            elif kind == "finished":
+                finished = event.finished
+        return finished
+
+    finished = _call(address, action, "run")
+    if finished is None:
+        _err.print("[bold red]error:[/] run: the stream ended without a result")
+        raise typer.Exit(_FAILED)
+    _err.print(f"[dim]{_state(finished)}: {escape(finished.reason)}[/dim]")
+    raise typer.Exit(_exit_status(finished))
+
+
+@app.command("get")
+def get_command(
+    task_id: Annotated[str, typer.Argument(help="The task.")], address: AddressOption = None
+) -> None:
+    """Shows a running or recently finished task of the node."""
+
+    async def action(stub: sandbox_pb2_grpc.SandboxServiceAsyncStub) -> sandbox_pb2.Execution:
+        return await stub.Get(sandbox_pb2.GetRequest(task_id=task_id), timeout=_CALL_TIMEOUT_S)
+
+    _show(_call(address, action, "get"))
+
+
+@app.command("kill")
+def kill_command(
+    task_id: Annotated[str, typer.Argument(help="The task.")],
+    grace_ms: Annotated[
+        int, typer.Option("--grace-ms", help="SIGTERM, then SIGKILL after this (0: the node's).")
+    ] = 0,
+    address: AddressOption = None,
+) -> None:
+    """Stops a running task (a dispatched one is reported cancelled to the platform)."""
+
+    async def action(stub: sandbox_pb2_grpc.SandboxServiceAsyncStub) -> sandbox_pb2.Execution:
+        request = sandbox_pb2.KillRequest(task_id=task_id, grace_ms=grace_ms)
+        return await stub.Kill(request, timeout=_CALL_TIMEOUT_S + grace_ms / 1000)
+
+    _show(_call(address, action, "kill"))
+
+
+@app.command("logs")
+def logs_command(
+    task_id: Annotated[str, typer.Argument(help="The task.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep streaming until the task ends.")
+    ] = False,
+    address: AddressOption = None,
+) -> None:
+    """Prints a task's output (the retained last 1 MiB), optionally following it."""
+
+    async def action(stub: sandbox_pb2_grpc.SandboxServiceAsyncStub) -> None:
+        request = sandbox_pb2.LogsRequest(task_id=task_id, follow=follow)
+        async for chunk in stub.Logs(request, timeout=None if follow else _CALL_TIMEOUT_S):
+            _write(chunk)
+
+    _call(address, action, "logs")
+
+
+@app.command("info")
+def info_command(address: AddressOption = None) -> None:
+    """What the node's sandbox service offers: tiers that work, capacity, running tasks."""
+
+    async def action(
+        stub: sandbox_pb2_grpc.SandboxServiceAsyncStub,
+    ) -> sandbox_pb2.NodeInfoResponse:
+        return await stub.NodeInfo(sandbox_pb2.NodeInfoRequest(), timeout=_CALL_TIMEOUT_S)
+
+    info = _call(address, action, "info")
+    tiers = ", ".join(_TIER_NAMES.get(t, "?") for t in info.tiers) or "none"
+    channel = ", ".join(_TIER_NAMES.get(t, "?") for t in info.channel_tiers) or "none"
+    _out.print(
+        f"node [bold]{escape(info.node_id)}[/bold] (instance {escape(info.instance_id)}) · "
+        f"Docker {escape(info.docker_version)}"
+    )
+    _out.print(f"tiers: {tiers} · agent socket on: {channel}")
+    for tier, why in info.broken_tiers.items():
+        _out.print(f"[red]tier {escape(tier)} does not work here:[/red] {escape(why)}")
+    _out.print(
+        f"memory {info.memory_free_mb}/{info.memory_total_mb} MiB free · CPU "
+        f"{info.cpu_free_millicores}/{info.cpu_total_millicores} millicores free · "
+        f"{info.running_tasks}/{info.max_concurrent_tasks} tasks"
+    )
+    if info.labels:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(info.labels.items()))
+        _out.print(f"labels: {escape(labels)}")
+    for running in info.running_task_ids:
+        _out.print(f"  running: {escape(running)}")
