@@ -9,6 +9,11 @@ process, over stdio and over streamable HTTP. For each transport the same run me
   gateway's pooled session, result size check and hashing, audit port (an in-memory sink);
 - endpoint: (HTTP only, informational) an agent calling through the gateway's own MCP
   endpoint over HTTP, i.e. one more HTTP hop.
+- service:  (informational, ``--no-service`` skips it) the gateway as the platform runs it:
+  ``python -m symbi_mcp_gateway`` against a real NATS server and the real policy service,
+  called over gRPC (``InvokeTool``) — every call asks the policy service over the secure bus
+  and publishes its signed audit event to JetStream (fsync on every write) before answering —
+  against the same HTTP server called directly.
 
 Over stdio, "direct" uses the very mcp ``Client`` under the gateway's pooled session (same
 pipes, same server process), so the difference is the gateway and nothing else; over HTTP it
@@ -17,8 +22,8 @@ hits both alike; the overhead is the median of the paired differences (gateway c
 direct call i). A last measurement runs the gateway over a session that answers at once: the
 cost of the checks alone.
 
-Usage: ``uv run python bench/mcp.py [--calls N]``. The last line is
-``mcp overhead_p50_ms: <x>`` (stdio; the target is < 3 ms).
+Usage: ``uv run python bench/mcp.py [--calls N] [--no-service]``. The last line is
+``mcp overhead_p50_ms: <x>`` (stdio, in process; the target is < 3 ms).
 """
 
 # ruff: noqa: E402 — the path fix below must run before `mcp` is imported.
@@ -222,6 +227,99 @@ async def checks_only(calls: int) -> float:
     return statistics.median(samples) * 1000
 
 
+SERVICE_POLICY = (
+    'permit(principal == Symbi::Agent::"agent-bench", action == Symbi::Action::"tool_call", '
+    "resource);"
+)
+
+
+async def service_overhead(script: Path, env: dict[str, str], root: Path, calls: int) -> None:
+    """gRPC InvokeTool through the gateway process (real NATS, real policy service) against
+    a direct call to the same HTTP server."""
+    import grpc  # noqa: F401  (the generated stubs need it loaded)
+    import nats as nats_py
+
+    from symbi.mcp_gateway.v1 import mcp_gateway_pb2 as pb
+    from symbi.mcp_gateway.v1 import mcp_gateway_pb2_grpc as pb_grpc
+    from symbi.policy.v1 import policy_pb2
+    from symbi_common.bus import BusEndpoint
+    from symbi_common.grpc import open_channel
+    from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
+    from symbi_testing.services import ServiceCluster
+
+    nats_server = NatsServerProcess(NatsServerConfig(store_dir=root / "nats"))
+    nats_server.start()
+    cluster = ServiceCluster(root / "services", nats_server.url, nats_server.monitor_url)
+    nc = None
+    directory: asyncio.Task[None] | None = None
+    try:
+        async with http_server(script, env) as url:
+            await cluster.start_serving("policy", instance="bench")
+            nc = await nats_py.connect(nats_server.url)
+            js = nc.jetstream()
+            operator = await BusEndpoint.open(
+                nc, js, cluster.authority.issue("svc-bench", "service")
+            )
+            directory = asyncio.create_task(operator.run())
+            deadline = time.monotonic() + 30
+            while operator.bus.groups.latest("platform") is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no platform group key")
+                await asyncio.sleep(0.05)
+            entities = policy_pb2.PutEntitiesRequest()
+            entities.entities.add().uid.CopyFrom(
+                policy_pb2.EntityRef(type="Agent", id="agent-bench")
+            )
+            for subject, message in (
+                ("symbi.rpc.policy.put_entities", entities),
+                (
+                    "symbi.rpc.policy.put_policy",
+                    policy_pb2.PutPolicyRequest(id="bench", source=SERVICE_POLICY),
+                ),
+            ):
+                await operator.bus.request(subject, message, topic="platform", timeout=30)
+            servers = [{"name": "http", "url": url, "domain": DOMAIN}]
+            gateway = await cluster.start_serving(
+                "mcp-gateway",
+                instance="bench",
+                env={
+                    "SYMBI_MCP__SERVERS": json.dumps(servers),
+                    "SYMBI_MCP__SCHEMAPIN__DISCOVERY_DIR": str(root),
+                    "SYMBI_MCP__ENDPOINT__ENABLED": "false",
+                    "SYMBI_LOG_LEVEL": "warning",
+                },
+            )
+            assert gateway.grpc_address is not None
+            args = {"text": "hello, gateway"}
+            request = pb.InvokeToolRequest(
+                agent_id="agent-bench", server="http", tool="echo", arguments_json=json.dumps(args)
+            )
+            async with (
+                open_channel(gateway.grpc_address) as channel,
+                Client(url, cache=None) as direct,
+            ):
+                stub: Any = pb_grpc.McpGatewayServiceStub(channel)
+                tools = await stub.ListTools(pb.ListToolsRequest(server="http"))
+                assert [t.name for t in tools.tools] == ["echo"], tools
+                samples = await measure(
+                    {
+                        "direct": lambda: direct.call_tool("echo", args),
+                        "gateway": lambda: stub.InvokeTool(request, timeout=10),
+                    },
+                    calls,
+                    min(50, calls),
+                )
+            report("service", samples)
+    finally:
+        if directory is not None:
+            directory.cancel()
+            await asyncio.gather(directory, return_exceptions=True)
+        if nc is not None:
+            await nc.close()
+        cluster.stop_all()
+        nats_server.stop()
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -261,7 +359,7 @@ def report(transport: str, samples: dict[str, list[float]]) -> float:
     return overhead
 
 
-async def main(calls: int, warmup: int) -> None:
+async def main(calls: int, warmup: int, service: bool) -> None:
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -339,6 +437,8 @@ async def main(calls: int, warmup: int) -> None:
                     )
                 report("http", http_samples)
         print(f"audit events recorded: {sink.count}")
+        if service:
+            await service_overhead(script, env, root, max(calls // 4, 100))
     print(
         f"gateway checks alone (no transport): p50 {await checks_only(max(calls, 1000)):.1f} us per call"
     )
@@ -349,5 +449,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--no-service",
+        dest="service",
+        action="store_false",
+        help="Skip the measurement through the gateway process (NATS, policy service, gRPC).",
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.calls, options.warmup))
+    asyncio.run(main(options.calls, options.warmup, options.service))
