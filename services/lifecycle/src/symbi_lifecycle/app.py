@@ -2,7 +2,8 @@
 
 ``start`` builds, in order: the two KV buckets' store, the policy gate (over the bus, or
 open when ``[security] enforce_policies = false``), the transition publisher, the domain
-(:class:`AgentLifecycle`), then spawns the loops — the index following the agents bucket
+(:class:`AgentLifecycle`, which cancels the tasks of agents it suspends or terminates through
+the scheduler's bus API), then spawns the loops — the index following the agents bucket
 (health waits for its first full load), the publisher, the task-status feed, the
 reconciler and the ``symbi.rpc.lifecycle.get`` responder — and attaches the servicer.
 """
@@ -17,7 +18,13 @@ from symbi_common.grpc.server import ServiceBinding
 from symbi_common.jetstream.spec import PLATFORM_STREAMS, BucketSpec, StreamSpec
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
-from symbi_lifecycle.events import GET_SUBJECT, RESPONDER_QUEUE, GetResponder, TransitionPublisher
+from symbi_lifecycle.events import (
+    GET_SUBJECT,
+    RESPONDER_QUEUE,
+    GetResponder,
+    SchedulerTasks,
+    TransitionPublisher,
+)
 from symbi_lifecycle.index import AgentIndex, IndexingStore
 from symbi_lifecycle.kv_store import AGENTS_BUCKET, DEFINITIONS_BUCKET, KvAgentStore
 from symbi_lifecycle.lifecycle import AgentLifecycle, LifecycleConfig, now_ms
@@ -104,6 +111,7 @@ class LifecycleService:
                 stale_after_s=section.stale_after_s,
                 max_source_bytes=section.max_source_bytes,
             ),
+            tasks=SchedulerTasks(bus, timeout_s=section.scheduler_timeout_s),
         )
         self.lifecycle, self.index = lifecycle, index
 

@@ -14,6 +14,9 @@ leave in order.
 
 In: ``symbi.rpc.lifecycle.get`` (GetAgentRequest → Agent) for other services; an agent
 principal may read only itself.
+
+Out, to the scheduler: suspending or terminating an agent that runs a task cancels that
+task (``symbi.rpc.scheduler.cancel``); its STOPPED status then arrives like any other.
 """
 
 from __future__ import annotations
@@ -27,18 +30,21 @@ from prometheus_client import Counter
 
 from symbi.bus.v1 import events_pb2
 from symbi.lifecycle.v1 import lifecycle_pb2
+from symbi.scheduler.v1 import scheduler_pb2
 from symbi_common.auditing.event import JSONValue
 from symbi_common.bus import Received, SecureBus
-from symbi_common.errors import PermissionDenied
+from symbi_common.errors import NotFound, PermissionDenied
 from symbi_common.jetstream.spec import Subjects
 from symbi_lifecycle.convert import agent_to_proto
 from symbi_lifecycle.lifecycle import AgentLifecycle
 from symbi_lifecycle.record import StoredAgent
 
 __all__ = [
+    "CANCEL_SUBJECT",
     "GET_SUBJECT",
     "RESPONDER_QUEUE",
     "GetResponder",
+    "SchedulerTasks",
     "TransitionPublisher",
     "transition_event",
     "transition_subject",
@@ -47,6 +53,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GET_SUBJECT = Subjects.rpc("lifecycle", "get")
+#: The scheduler's bus API (served by its leader; services only).
+CANCEL_SUBJECT = Subjects.rpc("scheduler", "cancel")
 RESPONDER_QUEUE = "lifecycle"
 
 PUBLISHED = Counter(
@@ -191,3 +199,23 @@ class GetResponder:
             await self.lifecycle.definition(request.id) if request.include_definition else ""
         )
         return agent_to_proto(stored, definition_json=definition)
+
+
+class SchedulerTasks:
+    """:class:`~symbi_lifecycle.ports.TaskCanceller` over the scheduler's bus API."""
+
+    def __init__(self, bus: SecureBus, *, timeout_s: float = 2.0) -> None:
+        self.bus = bus
+        self.timeout_s = timeout_s
+
+    async def cancel(self, task_id: str, reason: str) -> None:
+        try:
+            reply = await self.bus.request(
+                CANCEL_SUBJECT,
+                scheduler_pb2.CancelRequest(task_id=task_id, reason=reason),
+                topic="platform",
+                timeout=self.timeout_s,
+            )
+            reply.parse(scheduler_pb2.CancelResponse)
+        except NotFound:
+            pass  # the task ended already

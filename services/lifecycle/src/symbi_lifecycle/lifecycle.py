@@ -31,7 +31,7 @@ from symbi_common.errors import (
     SymbiError,
 )
 from symbi_common.policy_client import PolicyDecision
-from symbi_lifecycle.ports import AgentStore, PolicyGate, TransitionSink
+from symbi_lifecycle.ports import AgentStore, PolicyGate, TaskCanceller, TransitionSink
 from symbi_lifecycle.record import (
     AgentRecord,
     StoredAgent,
@@ -112,10 +112,12 @@ class AgentLifecycle:
         config: LifecycleConfig | None = None,
         clock: Callable[[], int] = now_ms,
         rules: ValidationRules | None = None,
+        tasks: TaskCanceller | None = None,
     ) -> None:
         self.store = store
         self.gate = gate
         self.sink = sink
+        self.tasks = tasks
         self.actor = actor
         self.config = config or LifecycleConfig()
         self.clock = clock
@@ -305,9 +307,11 @@ class AgentLifecycle:
     ) -> StoredAgent:
         stored = await self.store.get(agent_id)
         self._expect(stored, expected_revision)
-        return await self._move(
+        moved = await self._move(
             stored, AgentState.SUSPENDED, reason=reason or "suspended", actor=actor or self.actor
         )
+        await self._stop_task(moved, "agent suspended")
+        return moved
 
     async def resume(
         self,
@@ -361,7 +365,20 @@ class AgentLifecycle:
             stored = await self._move(
                 stored, AgentState.TERMINATING, reason=reason or "terminated", actor=actor
             )
+        await self._stop_task(stored, "agent terminated")
         return await self._finish_terminating(stored, actor)
+
+    async def _stop_task(self, stored: StoredAgent, reason: str) -> None:
+        """Ask the scheduler to stop the agent's task, if it runs one (best effort)."""
+        task_id = stored.record.task_id
+        if not task_id or self.tasks is None:
+            return
+        try:
+            await self.tasks.cancel(task_id, reason)
+        except SymbiError as exc:
+            log.warning(
+                "could not cancel task %s of agent %s: %s", task_id, stored.record.id, exc.message
+            )
 
     async def _finish_terminating(self, stored: StoredAgent, actor: str) -> StoredAgent:
         record = stored.record

@@ -1,8 +1,8 @@
 """What the lifecycle domain needs from outside, as protocols.
 
 The service wires them to JetStream KV (``kv_store``), the policy service over the bus
-(``policy_gate``) and the bus's event and audit streams (``events``); unit tests use the
-in-memory versions in ``memory``.
+(``policy_gate``), the bus's event and audit streams (``events``) and the scheduler's bus
+API (``events.SchedulerTasks``); unit tests use in-memory versions.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Protocol
 from symbi_common.policy_client import PolicyDecision
 from symbi_lifecycle.record import AgentRecord, StoredAgent
 
-__all__ = ["AgentStore", "PolicyGate", "TransitionSink"]
+__all__ = ["AgentStore", "PolicyGate", "TaskCanceller", "TransitionSink"]
 
 
 class AgentStore(Protocol):
@@ -71,3 +71,10 @@ class TransitionSink(Protocol):
     """Told of every transition once it is stored (events and audit)."""
 
     async def transitioned(self, stored: StoredAgent) -> None: ...
+
+
+class TaskCanceller(Protocol):
+    """Stops an agent's task when the agent is suspended or terminated (best effort: the
+    task's STOPPED status follows on the status stream)."""
+
+    async def cancel(self, task_id: str, reason: str) -> None: ...

@@ -44,6 +44,9 @@ class LifecycleSection(Section):
     #: Deadline of each write to the policy store (entities, the agent's policies); a write
     #: waits for the policy service to rebuild its set, which grows with the set.
     policy_write_timeout_s: float = Field(10.0, gt=0, le=300)
+    #: Deadline of a request to the scheduler (cancelling the task of an agent suspended or
+    #: terminated; best effort).
+    scheduler_timeout_s: float = Field(2.0, gt=0, le=60)
     #: Install ``lifecycle/base`` (if absent): the lifecycle service may create and modify
     #: agents unless a forbid says otherwise. Off: an operator must permit it.
     install_base_policy: bool = True

@@ -13,6 +13,7 @@ import pytest
 
 from symbi.bus.v1 import events_pb2
 from symbi.lifecycle.v1 import lifecycle_pb2
+from symbi.scheduler.v1 import scheduler_pb2
 from symbi_common.auditing import from_proto
 from symbi_common.auditing.event import verify_event_signature
 from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
@@ -221,3 +222,43 @@ async def test_every_transition_is_an_event_and_an_audit_record(
     details = [json.loads(a.details_json) for a in audits]
     assert [d["to"] for d in details] == expected
     assert details[0]["name"]
+
+
+async def test_terminating_a_running_agent_cancels_its_task(
+    services, open_client, examples, open_node, nats_server
+) -> None:
+    """The lifecycle asks the scheduler's bus API (``symbi.rpc.scheduler.cancel``) to stop
+    the task; here a stand-in for the scheduler's leader answers it, as the scheduler does."""
+    client = open_client(await start_lifecycle(services, "a", NO_POLICY))
+    node = await open_node()
+    cancelled: list[scheduler_pb2.CancelRequest] = []
+
+    async def cancel(message: Received) -> scheduler_pb2.CancelResponse:
+        assert message.sender == "svc-lifecycle-a"
+        request = message.parse(scheduler_pb2.CancelRequest)
+        cancelled.append(request)
+        await publish(node, "agent-cancel", request.task_id, TS.STATE_STOPPED, reason="cancelled")
+        return scheduler_pb2.CancelResponse()
+
+    credentials = services.authority.issue("svc-scheduler-standin", "service")
+    nc = await nats.connect(nats_server.url)
+    scheduler = await BusEndpoint.open(nc, nc.jetstream(), credentials, manage_topics=())
+    tasks = [asyncio.create_task(scheduler.run())]
+    try:
+        await eventually(lambda: scheduler.bus.groups.latest("platform") is not None, timeout=15)
+        tasks.append(
+            asyncio.create_task(
+                scheduler.bus.serve("symbi.rpc.scheduler.cancel", cancel, queue="scheduler")
+            )
+        )
+        agent = await client.create(examples[0].read_text(), agent_id="agent-cancel")
+        await publish(node, agent.id, "task-c1", TS.STATE_STARTED)
+        await wait_state(client, agent.id, "RUNNING")
+        ended = await client.call("Terminate", lifecycle_pb2.TransitionRequest(id=agent.id))
+        assert ended.state == lifecycle_pb2.AGENT_STATE_TERMINATED
+        assert [(c.task_id, c.reason) for c in cancelled] == [("task-c1", "agent terminated")]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await nc.close()

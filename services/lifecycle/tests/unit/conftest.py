@@ -112,6 +112,19 @@ class RecordingSink:
         return [s.record.state.value for s in self.transitions if s.record.id == agent_id]
 
 
+class RecordingTasks:
+    """A TaskCanceller that records what it was asked (and can fail)."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[tuple[str, str]] = []
+        self.error: SymbiError | None = None
+
+    async def cancel(self, task_id: str, reason: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.cancelled.append((task_id, reason))
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_700_000_000_000
@@ -144,8 +157,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def tasks() -> RecordingTasks:
+    return RecordingTasks()
+
+
+@pytest.fixture
 def lifecycle(
-    store: MemoryStore, gate: ScriptedGate, sink: RecordingSink, clock: Clock
+    store: MemoryStore, gate: ScriptedGate, sink: RecordingSink, clock: Clock, tasks: RecordingTasks
 ) -> AgentLifecycle:
     return AgentLifecycle(
         store,
@@ -154,4 +172,5 @@ def lifecycle(
         actor="svc-lifecycle-test",
         config=LifecycleConfig(max_restarts=2, restart_backoff_s=1.0, stale_after_s=10.0),
         clock=clock,
+        tasks=tasks,
     )

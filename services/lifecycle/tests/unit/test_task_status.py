@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from symbi_common.errors import Unavailable
 from symbi_lifecycle.lifecycle import AgentLifecycle
 from symbi_lifecycle.states import AgentState
 from symbi_lifecycle.task_status import TaskEvent, TaskPhase
@@ -155,3 +156,22 @@ async def test_illegal_and_terminating_statuses_only_move_the_watermark(lifecycl
 async def test_unknown_agent(lifecycle) -> None:
     outcome = await lifecycle.apply_status(status("agent-nobody", TaskPhase.STARTED))
     assert outcome.outcome == "ignored"
+
+
+async def test_suspend_and_terminate_cancel_the_running_task(lifecycle, tasks) -> None:
+    agent = await ready(lifecycle)
+    await lifecycle.suspend(agent)
+    assert tasks.cancelled == []  # nothing runs
+    await lifecycle.resume(agent)
+    await lifecycle.apply_status(status(agent, TaskPhase.STARTED, task="t7"))
+    await lifecycle.suspend(agent)
+    assert tasks.cancelled == [("t7", "agent suspended")]
+    await lifecycle.apply_status(status(agent, TaskPhase.STOPPED, task="t7", reason="cancelled"))
+    assert await state(lifecycle, agent) is AgentState.SUSPENDED
+    await lifecycle.resume(agent)
+    await lifecycle.apply_status(status(agent, TaskPhase.STARTED, task="t8"))
+    tasks.error = Unavailable("nobody serves symbi.rpc.scheduler.cancel")
+    ended = await lifecycle.terminate(agent)  # the scheduler being away does not block it
+    assert ended.record.state is AgentState.TERMINATED
+    tasks.error = None
+    assert tasks.cancelled == [("t7", "agent suspended")]
