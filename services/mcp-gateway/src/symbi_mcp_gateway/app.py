@@ -46,7 +46,7 @@ from symbi_mcp_gateway.servicer import GatewayContext, McpGatewayServicer
 from symbi_mcp_gateway.settings import EndpointSection, McpGatewaySettings
 from symbi_mcp_gateway.tokens import KeyringTokenAuthenticator
 
-__all__ = ["ENDPOINT_LINE_PREFIX", "McpGatewayService", "build"]
+__all__ = ["ENDPOINT_LINE_PREFIX", "McpGatewayService", "build", "endpoint_port"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,16 @@ def _endpoint_url(section: EndpointSection, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}{section.path}"
+
+
+def endpoint_port(settings: McpGatewaySettings) -> int:
+    """The MCP endpoint's port: as configured; when it is left at its default and the gRPC
+    port is 0 (any free port: tests, ``symbi up --ephemeral``), any free port too, so that
+    several platforms on one machine do not collide."""
+    endpoint = settings.mcp.endpoint
+    if "port" not in endpoint.model_fields_set and settings.grpc.port == 0:
+        return 0
+    return endpoint.port
 
 
 class McpGatewayService:
@@ -199,7 +209,7 @@ class McpGatewayService:
     def _start_endpoint(self, runtime: Runtime, gateway: ToolGateway) -> str:
         section = self._settings.mcp.endpoint
         server = EndpointServer(
-            host=section.host, port=section.port, grace_s=section.shutdown_grace_s
+            host=section.host, port=endpoint_port(self._settings), grace_s=section.shutdown_grace_s
         )
         url = _endpoint_url(section, server.port)
         allowed = list(section.allowed_hosts)

@@ -57,7 +57,8 @@ class EndpointSection(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     #: 0 picks a free port; the bound address is logged and printed as
-    #: ``SYMBI-MCP-ENDPOINT url=…`` on stdout.
+    #: ``SYMBI-MCP-ENDPOINT url=…`` on stdout. Left at its default while the gRPC port is 0,
+    #: it is 0 too (see ``app.endpoint_port``).
     port: int = Field(50156, ge=0, le=65535)
     path: str = Field("/mcp", pattern=r"^/[A-Za-z0-9/_.-]*$")
     #: The base URL agents use (behind a proxy or TLS terminator); default

@@ -14,6 +14,7 @@ from symbi_common.bus import Received
 from symbi_common.errors import ConfigError, InvalidArgument, PermissionDenied, Unavailable
 from symbi_common.policy_client import PolicyDecision as ServiceDecision
 from symbi_mcp_gateway import Decision, ToolCallAuthorization
+from symbi_mcp_gateway.app import endpoint_port
 from symbi_mcp_gateway.bus_ports import BusPolicy, question_for
 from symbi_mcp_gateway.convert import (
     arguments_from_request,
@@ -43,6 +44,15 @@ def test_the_section_feeds_the_domain_config_with_the_platform_defaults() -> Non
     assert server.connection_timeout_s == 30
     assert settings.mcp.endpoint.port == 0
     assert settings.mcp.endpoint.path == "/mcp"
+
+
+def test_the_endpoint_port_follows_an_ephemeral_grpc_port() -> None:
+    assert endpoint_port(McpGatewaySettings()) == 50156
+    assert endpoint_port(McpGatewaySettings(grpc={"port": 0})) == 0
+    assert endpoint_port(
+        McpGatewaySettings(grpc={"port": 0}, mcp={"endpoint": {"port": 8123}})
+    ) == (8123)
+    assert endpoint_port(McpGatewaySettings(mcp={"endpoint": {"port": 0}})) == 0
 
 
 def test_invalid_servers_stop_the_process_naming_the_key() -> None:
