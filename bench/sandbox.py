@@ -7,9 +7,14 @@
    Runs alternate between the two so that drift hits both alike. Target: ratio ≤ 1.2.
 2. Saturation: tasks started concurrently through the runner at growing concurrency until
    throughput stops rising; prints tasks/s and median run-to-exit at each level.
+3. Through the service (``--service``, on by default): the sandbox runs as its own process on
+   a real NATS (``python -m symbi_sandbox``); the same task goes (a) over gRPC ``Run``
+   (started, output, finished) and (b) over the bus as contract C3 says — a TaskAssignment on
+   the node's work queue, until its final TaskStatus arrives (journal fsyncs, the agent
+   socket, status publication included) — alternating with the bare run.
 
-Usage: ``uv run python bench/sandbox.py [--runs N] [--quick]``. The last line is
-``sandbox overhead runc: <x> runsc: <y>``.
+Usage: ``uv run python bench/sandbox.py [--runs N] [--quick] [--no-service]``. The last line
+is ``sandbox overhead runc: <x> runsc: <y>`` (section 1, the runner's overhead).
 """
 
 from __future__ import annotations
@@ -130,6 +135,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="fewer runs, fewer levels")
+    parser.add_argument("--no-service", dest="service", action="store_false", help="skip section 3")
     args = parser.parse_args()
     runs = 5 if args.quick else args.runs
     levels = [1, 2, 4] if args.quick else [1, 2, 4, 8, 16, 32]
@@ -155,10 +161,155 @@ async def main() -> None:
             print("saturation (batches of 2× the concurrency)")
             for tier in (Tier.DOCKER, Tier.GVISOR):
                 await saturation(runner, tier, levels)
+        if args.service:
+            await through_service(engine, config, runs)
     finally:
         await engine.aclose()
         shutil.rmtree(work, ignore_errors=True)
     print(f"sandbox overhead runc: {ratios[Tier.DOCKER]:.2f} runsc: {ratios[Tier.GVISOR]:.2f}")
+
+
+async def through_service(engine: DockerEngine, config: RunnerConfig, runs: int) -> None:
+    """Section 3: the same task through the sandbox process (gRPC Run, and C3 on the bus)."""
+    import nats
+    from google.protobuf import duration_pb2
+    from nats.js import api as js_api
+
+    from symbi.bus.v1 import events_pb2
+    from symbi.common.v1 import common_pb2
+    from symbi.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+    from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
+    from symbi_common.config import NatsSection
+    from symbi_common.grpc import open_channel
+    from symbi_common.jetstream import Provisioner
+    from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
+    from symbi_testing.services import ServiceCluster
+
+    root = Path(tempfile.mkdtemp(prefix="sbx-bench-svc-"))
+    server = NatsServerProcess(NatsServerConfig(store_dir=root / "nats", sync_always=True))
+    server.start()
+    cluster = ServiceCluster(root / "svc", server.url, server.monitor_url)
+    nc = await nats.connect(server.url)
+    loops: list[asyncio.Task[None]] = []
+    try:
+        js = nc.jetstream()
+        await Provisioner(js, NatsSection()).provision()
+        scheduler = await BusEndpoint.open(
+            nc, js, cluster.authority.issue("svc-scheduler-bench", "service")
+        )
+        finals: dict[str, asyncio.Future[events_pb2.TaskStatus]] = {}
+
+        async def on_status(message: Received) -> None:
+            status = message.parse(events_pb2.TaskStatus)
+            waiter = finals.get(status.task_id)
+            if status.state != events_pb2.TaskStatus.STATE_STARTED and waiter and not waiter.done():
+                waiter.set_result(status)
+
+        loops.append(asyncio.create_task(scheduler.run()))
+        loops.append(
+            asyncio.create_task(
+                scheduler.bus.consume(
+                    ConsumerSpec.subscription(
+                        "SYMBI_EVENTS",
+                        ("symbi.task.status.*",),
+                        "bench-statuses",
+                        deliver_policy=js_api.DeliverPolicy.NEW,
+                    ),
+                    on_status,
+                )
+            )
+        )
+        process = await cluster.start_serving(
+            "sandbox",
+            instance="bench",
+            env={"SYMBI_SANDBOX__WORK_ROOT": str(root / "w"), "SYMBI_LOG_LEVEL": "warning"},
+        )
+        assert process.grpc_address is not None
+        print(f"through the sandbox service ({runs} runs each, medians; channel on for C3)")
+        async with open_channel(process.grpc_address) as channel:
+            stub = sandbox_pb2_grpc.SandboxServiceStub(channel)
+            for tier in (Tier.DOCKER, Tier.GVISOR):
+                proto_tier = (
+                    common_pb2.SANDBOX_TIER_GVISOR
+                    if tier is Tier.GVISOR
+                    else common_pb2.SANDBOX_TIER_DOCKER
+                )
+                limits = config.limits.resolve(task("x", tier).limits)
+                bare_times, grpc_times, bus_times = [], [], []
+                for i in range(runs + 2):
+                    spec = build_container_spec(
+                        task(f"bare-{uuid.uuid4().hex[:8]}", tier),
+                        tier=tier,
+                        runtime=config.runtimes[tier],
+                        limits=limits,
+                        node_id=config.node_id,
+                        instance_id="bench-bare",
+                        uid=config.uid_base + 4001,
+                        sdk_dir=str(AGENT_SDK_PATH),
+                    )
+                    t0 = time.perf_counter()
+                    await asyncio.to_thread(bare_run, engine.client, spec.create_kwargs())
+                    bare = time.perf_counter() - t0
+
+                    t0 = time.perf_counter()
+                    events = [
+                        e
+                        async for e in stub.Run(
+                            sandbox_pb2.RunRequest(
+                                agent_id="agent-bench",
+                                image=BUSYBOX_IMAGE,
+                                command=list(COMMAND),
+                                tier=proto_tier,
+                                without_channel=True,
+                            ),
+                            timeout=60,
+                        )
+                    ]
+                    over_grpc = time.perf_counter() - t0
+                    assert events[-1].finished.exit_code == 0, events[-1]
+
+                    task_id = f"bus-{uuid.uuid4().hex[:10]}"
+                    finals[task_id] = asyncio.get_running_loop().create_future()
+                    now = int(time.time() * 1000)
+                    order = events_pb2.TaskAssignment(
+                        task_id=task_id,
+                        agent_id="agent-bench",
+                        attempt=1,
+                        tier=proto_tier,
+                        limits=common_pb2.ResourceLimits(
+                            execution_timeout=duration_pb2.Duration(seconds=60)
+                        ),
+                        image=BUSYBOX_IMAGE,
+                        command=list(COMMAND),
+                        dispatch_id=f"{task_id}-1",
+                        not_after_ms=now + 30_000,
+                        node_id="node-bench",
+                    )
+                    t0 = time.perf_counter()
+                    await scheduler.bus.send("node-bench", order, subject="symbi.task.node-bench")
+                    final = await asyncio.wait_for(finals[task_id], 60)
+                    del finals[task_id]
+                    over_bus = time.perf_counter() - t0
+                    assert final.state == events_pb2.TaskStatus.STATE_SUCCEEDED, final
+                    if i >= 2:
+                        bare_times.append(bare)
+                        grpc_times.append(over_grpc)
+                        bus_times.append(over_bus)
+                b, g, n = (statistics.median(x) for x in (bare_times, grpc_times, bus_times))
+                print(
+                    f"  {config.runtimes[tier]:5}: bare {b * 1000:7.1f} ms · gRPC Run "
+                    f"{g * 1000:7.1f} ms ({g / b:.2f}×) · C3 over the bus {n * 1000:7.1f} ms "
+                    f"({n / b:.2f}×)",
+                    flush=True,
+                )
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await nc.close()
+        await asyncio.to_thread(cluster.stop_all)
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
