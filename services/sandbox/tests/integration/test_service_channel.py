@@ -13,8 +13,11 @@ from pathlib import Path
 import nats
 import pytest
 import pytest_asyncio
+from google.protobuf.message import Message
 
 from symbi.common.v1 import common_pb2
+from symbi.context.v1 import context_pb2
+from symbi.mcp_gateway.v1 import mcp_gateway_pb2
 from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
 from symbi.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
@@ -52,6 +55,11 @@ AGENT = textwrap.dedent(
                 out[name] = None
             except symbi_agent.ChannelError as exc:
                 out[name] = {"code": exc.code, "reason": exc.reason, "message": exc.message}
+        out["tool"] = channel.call_tool("time/now", {"tz": "UTC"})
+        out["memory_id"] = channel.store_memory(
+            "the sky is blue", tags=["colour", "dsl-guard:r1=true"], metadata={"n": 1}
+        )
+        out["memories"] = channel.query_memory("sky", limit=3)
         symbi_agent.start_egress_proxy()
         out["egress"] = urllib.request.urlopen(os.environ["ALLOWED_URL"], timeout=20).read().decode()
         try:
@@ -158,6 +166,36 @@ async def peer(
         await nc.close()
 
 
+class ToolsAndMemory:
+    """The gateway's and the context service's side of contract C4, served on the real bus
+    by a service principal (their own services are tested in their own suites)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, Message]] = []
+
+    async def invoke(self, message: Received) -> mcp_gateway_pb2.InvokeToolResponse:
+        request = message.parse(mcp_gateway_pb2.InvokeToolRequest)
+        self.requests.append((message.sender, message.sender_role, request))
+        response = mcp_gateway_pb2.InvokeToolResponse(text=[f"12:00 {request.arguments['tz']}"])
+        response.structured_content.update({"agent": request.agent_id})
+        return response
+
+    async def store(self, message: Received) -> context_pb2.StoreContextResponse:
+        request = message.parse(context_pb2.StoreContextRequest)
+        self.requests.append((message.sender, message.sender_role, request))
+        return context_pb2.StoreContextResponse(id=f"mem-{request.item.agent_id}")
+
+    async def retrieve(self, message: Received) -> context_pb2.RetrieveContextResponse:
+        request = message.parse(context_pb2.RetrieveContextRequest)
+        self.requests.append((message.sender, message.sender_role, request))
+        item = context_pb2.MemoryItem(
+            id="mem-1", content="the sky is blue", type=context_pb2.MEMORY_TYPE_LONG_TERM
+        )
+        return context_pb2.RetrieveContextResponse(
+            items=[context_pb2.ScoredMemory(item=item, score=0.9)]
+        )
+
+
 async def put_policies(address: str, agents: list[str], forbidden_port: int) -> None:
     async with open_channel(address) as channel:
         stub = policy_pb2_grpc.PolicyServiceStub(channel)
@@ -179,6 +217,15 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
     engine: DockerEngine,
     peer: Peer,
 ) -> None:
+    c4 = ToolsAndMemory()
+    responders = [
+        asyncio.create_task(scheduler.bus.serve(subject, handler, queue="c4"))
+        for subject, handler in (
+            ("symbi.rpc.mcp.invoke", c4.invoke),
+            ("symbi.rpc.context.store", c4.store),
+            ("symbi.rpc.context.retrieve", c4.retrieve),
+        )
+    ]
     policy = await services.start_serving("policy")
     name = f"c{uuid.uuid4().hex[:8]}"
     node = f"node-{name}"
@@ -211,7 +258,9 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
 
         # The peer got the message signed by the agent itself (the bus verified the chain
         # root → the node's issuer → the agent), and the agent read the peer's answer.
-        messages = peer.from_(agent)
+        messages = await eventually(
+            lambda agent=agent: len(peer.from_(agent)) >= 2 and peer.from_(agent), timeout=15
+        )
         assert messages[0] == {"text": "ping", "tier": runtime}
         report = messages[1]["report"]
         assert isinstance(report, dict)
@@ -235,6 +284,22 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
             ),
             timeout=15,
         )
+        # Tools and memory went out as the node, which vouches for the agent (C4); the
+        # agent could not smuggle a DSL guard outcome into its memory's tags.
+        assert report["tool"]["text"] == ["12:00 UTC"]
+        assert report["tool"]["structured_content"] == {"agent": agent}
+        assert report["memory_id"] == f"mem-{agent}"
+        assert report["memories"][0]["content"] == "the sky is blue"
+        mine = [
+            (s, r, m)
+            for s, r, m in c4.requests
+            if getattr(m, "agent_id", "") == agent
+            or (isinstance(m, context_pb2.StoreContextRequest) and m.item.agent_id == agent)
+        ]
+        assert {(sender, role) for sender, role, _ in mine} == {(node, "node")}
+        stored = next(m for _, _, m in mine if isinstance(m, context_pb2.StoreContextRequest))
+        assert list(stored.item.tags) == ["colour"]
+        assert stored.item.task_id == f"talk-{runtime}"
         # Egress through the channel: the allowed destination answered; the one policy
         # forbids was refused before any connection, with the policy's reason.
         assert report["egress"] == "hello from outside"
@@ -276,7 +341,13 @@ async def test_agent_speaks_as_itself_and_policy_refuses_what_it_forbids(
             ("sandbox.channel.subscribe", agent, "allow"),
             ("sandbox.egress", agent, "allow"),
             ("sandbox.egress", agent, "deny"),
+            ("sandbox.channel.tool", agent, "allow"),
+            ("sandbox.channel.memory.store", agent, "allow"),
+            ("sandbox.channel.memory.query", agent, "allow"),
         } <= found
     assert await engine.list_managed({LABEL_NODE: node}) == []
     for server in (allowed, forbidden):
         server.close()
+    for responder in responders:
+        responder.cancel()
+    await asyncio.gather(*responders, return_exceptions=True)
