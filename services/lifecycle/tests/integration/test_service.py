@@ -11,6 +11,7 @@ import pytest
 from symbi.common.v1 import common_pb2
 from symbi.lifecycle.v1 import lifecycle_pb2
 from symbi_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from symbi_testing import eventually
 
 from .conftest import FAST, NO_POLICY, start_lifecycle, wait_state
 
@@ -86,8 +87,18 @@ async def test_requests_watch_and_history(services, open_client, examples) -> No
         async for transition in stream:
             seen.append(transition)
 
+    everything: list[lifecycle_pb2.Transition] = []
+
+    async def watch_all() -> None:
+        stream = client.stub.WatchAgent(lifecycle_pb2.WatchAgentRequest(), timeout=30)
+        async for transition in stream:
+            everything.append(transition)
+
     watching = asyncio.create_task(watch())
-    await asyncio.sleep(0)
+    watching_all = asyncio.create_task(watch_all())
+    await eventually(lambda: len(seen) == 1, timeout=10)  # the single watch is open
+    probe = await client.create(source, agent_id="agent-probe")  # and so is the other one
+    await eventually(lambda: any(t.agent_id == probe.id for t in everything), timeout=10)
     suspended = await client.call(
         "Suspend", lifecycle_pb2.TransitionRequest(id=agent.id, reason="maintenance")
     )
@@ -99,6 +110,17 @@ async def test_requests_watch_and_history(services, open_client, examples) -> No
     ended = await client.call("Terminate", lifecycle_pb2.TransitionRequest(id=agent.id))
     assert ended.state == STATE.AGENT_STATE_TERMINATED
     await asyncio.wait_for(watching, 15)  # the stream ends at TERMINATED
+    other = await client.create(source, agent_id="agent-other")
+    await eventually(lambda: any(t.agent_id == other.id for t in everything), timeout=10)
+    watching_all.cancel()
+    await asyncio.gather(watching_all, return_exceptions=True)
+    mine = [STATE.Name(t.to_state) for t in everything if t.agent_id == agent.id]
+    assert mine[-4:] == [
+        "AGENT_STATE_SUSPENDED",
+        "AGENT_STATE_READY",
+        "AGENT_STATE_TERMINATING",
+        "AGENT_STATE_TERMINATED",
+    ]
     names = [STATE.Name(t.to_state) for t in seen]
     assert names == [
         "AGENT_STATE_READY",  # the current state first
