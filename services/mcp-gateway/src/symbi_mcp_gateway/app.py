@@ -41,6 +41,7 @@ from symbi_mcp_gateway.front import GatewayMcpEndpoint
 from symbi_mcp_gateway.gateway import ToolGateway
 from symbi_mcp_gateway.kv_pins import PINS_BUCKET, KvPinStore
 from symbi_mcp_gateway.kv_servers import SERVERS_BUCKET, KvServerRegistry
+from symbi_mcp_gateway.metrics import MeteredAudit
 from symbi_mcp_gateway.resolver import build_resolver
 from symbi_mcp_gateway.servicer import GatewayContext, McpGatewayServicer
 from symbi_mcp_gateway.settings import EndpointSection, McpGatewaySettings
@@ -118,7 +119,7 @@ class McpGatewayService:
         registry = KvServerRegistry(
             await runtime.js.key_value(runtime.provisioner.bucket_name(SERVERS_BUCKET))
         )
-        audit = BusAudit(bus.recorder, closing=closing)
+        audit = MeteredAudit(BusAudit(bus.recorder, closing=closing))
         # The client answers a little before the gateway's own deadline, so a slow policy
         # service yields its clear "unavailable" reason rather than a bare timeout.
         policy = BusPolicy(PolicyClient(bus, timeout_s=self._config.policy_timeout_s * 0.9))
@@ -172,6 +173,7 @@ class McpGatewayService:
                 tokens=section.agent_tokens,
                 audit=audit,
                 endpoint_url=self.endpoint_url,
+                runtime_stdio=section.runtime_stdio_servers,
             )
         )
 

@@ -19,13 +19,14 @@ from symbi_common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     SymbiError,
     Unavailable,
 )
 from symbi_common.grpc import ERROR_METADATA_KEY, error_info
 from symbi_common.grpc.status import status_code
 from symbi_mcp_gateway.audit import AuditEvent
-from symbi_mcp_gateway.config import GatewayConfig, McpServerConfig
+from symbi_mcp_gateway.config import GatewayConfig, McpServerConfig, TransportKind
 from symbi_mcp_gateway.convert import (
     arguments_from_request,
     pin_to_proto,
@@ -60,6 +61,8 @@ class GatewayContext:
     audit: AuditPort
     #: Where the MCP endpoint listens ("" when it is off).
     endpoint_url: str
+    #: Whether RegisterServer may start stdio servers.
+    runtime_stdio: bool = False
 
     @property
     def configured(self) -> frozenset[str]:
@@ -90,6 +93,12 @@ class McpGatewayServicer(pb_grpc.McpGatewayServiceServicer):
     async def RegisterServer(self, request: pb.RegisterServerRequest, context: Any) -> pb.McpServer:
         ctx = self._ctx()
         config = server_config_from_proto(request.server, ctx.config)
+        if config.transport is TransportKind.STDIO and not ctx.runtime_stdio:
+            raise PermissionDenied(
+                "stdio servers run a command on the gateway's host and are registered in the "
+                "[mcp] configuration; set mcp.runtime_stdio_servers = true to allow it at run time",
+                reason="STDIO_REGISTRATION_DISABLED",
+            )
         if config.name in ctx.configured:
             if ctx.gateway.server_info(config.name).config != config:
                 raise AlreadyExists(

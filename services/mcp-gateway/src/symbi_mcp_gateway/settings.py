@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Keys of the section that are the process's, not the domain core's.
-_PROCESS_KEYS = frozenset({"endpoint", "agent_tokens", "bus_responders"})
+_PROCESS_KEYS = frozenset({"endpoint", "agent_tokens", "bus_responders", "runtime_stdio_servers"})
 
 
 class EndpointSection(Section):
@@ -116,6 +116,9 @@ class GatewayMcpSection(McpSection):
     agent_tokens: AgentTokenSection = AgentTokenSection()
     #: Bus requests (symbi.rpc.mcp.*) answered at once by this replica.
     bus_responders: int = Field(8, ge=1, le=256)
+    #: Whether gRPC RegisterServer may start stdio servers (a process on the gateway's host,
+    #: run by whoever reaches the gRPC API). Off: stdio servers come from this file only.
+    runtime_stdio_servers: bool = False
 
     def gateway_config(self) -> GatewayConfig:
         """The domain core's configuration.

@@ -99,6 +99,12 @@ async def test_configured_time_server_is_discovered_and_invoked_over_grpc(
     assert events[0]["arguments_sha256"] == response.arguments_hash
     assert events[0]["result_sha256"] == response.result_hash
     assert events[0]["_agent_id"] == "agent-alice"
+    # ... and counted on the Prometheus endpoint.
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"http://{gateway.metrics_address}/metrics")).text
+    assert (
+        'symbi_mcp_tool_calls_total{outcome="ok",reason="",server="time",via="grpc"} 1.0' in metrics
+    )
     # Accepted unsigned only because of the permissive mode: pinned, and audited as a warning.
     assert bus_log.audit_events("mcp.tool.warning", tool="get_current_time")
 
@@ -344,6 +350,16 @@ async def test_rug_pull_is_quarantined_until_approved_with_the_cli(
         assert registered.connected
         assert registered.tool_count == 2
         assert registered.trust_mode == "strict"
+        # A stdio server would run a command on the gateway's host: configuration only.
+        stdio = await rpc_error(
+            stub.RegisterServer(
+                pb.RegisterServerRequest(
+                    server=pb.McpServer(name="shell", command="/bin/sh", trust_mode="development")
+                )
+            )
+        )
+        assert isinstance(stdio, PermissionDenied)
+        assert stdio.reason == "STDIO_REGISTRATION_DISABLED"
         tool = await _wait_status(stub, "signed", "echo", pb.TOOL_STATUS_VERIFIED)
         assert tool.key_fingerprint
         assert (await stub.InvokeTool(echo)).text == ["hi"]
