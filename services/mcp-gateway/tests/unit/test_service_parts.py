@@ -197,3 +197,36 @@ def test_pin_keys_are_kv_safe_and_reversible() -> None:
         assert tool_id_of_key(key) == tool_id
     assert tool_id_of_key("other.key") is None
     assert tool_id_of_key("pin.%%%") is None
+
+
+def test_metrics_count_what_the_audit_log_records() -> None:
+    from prometheus_client import REGISTRY
+
+    from symbi_mcp_gateway import AuditEvent
+    from symbi_mcp_gateway.metrics import observe
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    labels = {"server": "m-srv", "outcome": "refused", "reason": "POLICY_DENIED", "via": "bus"}
+    before = value("symbi_mcp_tool_calls_total", **labels)
+    observe(
+        AuditEvent(
+            "mcp.tool_call",
+            details={
+                "server": "m-srv",
+                "outcome": "refused",
+                "reason": "POLICY_DENIED",
+                "via": "bus",
+            },
+        )
+    )
+    assert value("symbi_mcp_tool_calls_total", **labels) == before + 1
+    timed = value("symbi_mcp_tool_call_seconds_count", server="m-srv")
+    observe(
+        AuditEvent("mcp.tool_call", details={"server": "m-srv", "outcome": "ok", "duration_ms": 3})
+    )
+    assert value("symbi_mcp_tool_call_seconds_count", server="m-srv") == timed + 1
+    quarantined = value("symbi_mcp_tool_events_total", event="tool.quarantined")
+    observe(AuditEvent("mcp.tool.quarantined", details={"server": "m-srv"}))
+    assert value("symbi_mcp_tool_events_total", event="tool.quarantined") == quarantined + 1
