@@ -254,10 +254,10 @@ class IndexingStore:
 
     async def create(
         self, record: AgentRecord, definition_json: str, fingerprint: str
-    ) -> StoredAgent:
-        stored = await self.store.create(record, definition_json, fingerprint)
+    ) -> tuple[StoredAgent, bool]:
+        stored, created = await self.store.create(record, definition_json, fingerprint)
         self.index.apply(stored)
-        return stored
+        return stored, created
 
     async def get(self, agent_id: str) -> StoredAgent:
         stored = await self.store.get(agent_id)

@@ -11,7 +11,9 @@ Two buckets, keyed by agent id:
 Creation writes the definition first (create-if-absent), then the record (create-if-absent).
 A definition without a record is a create in flight or one that crashed half way: the same
 request (same fingerprint) completes it, another one waits ``orphan_after_s`` before taking
-the id over.
+the id over. The same request retried once the record exists (a client that timed out)
+gets that agent back, within ``orphan_after_s`` of its creation; after that, and for any
+other request, the id is taken (AlreadyExists).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class KvAgentStore:
 
     async def create(
         self, record: AgentRecord, definition_json: str, fingerprint: str
-    ) -> StoredAgent:
+    ) -> tuple[StoredAgent, bool]:
         agent_id = record.id
         value = f"{fingerprint} {self.clock()}\n{definition_json}".encode()
         if len(value) > 1024 * 1024 - 1024:
@@ -104,6 +106,9 @@ class KvAgentStore:
             try:
                 definition_revision = await self.definitions.create(agent_id, value)
             except nats.js.errors.KeyWrongLastSequenceError:
+                existing = await self._existing(agent_id, fingerprint)
+                if existing is not None:
+                    return existing, False
                 definition_revision = await self._take_over(agent_id, value, fingerprint)
             try:
                 revision = await self.agents.create(
@@ -111,33 +116,50 @@ class KvAgentStore:
                     encode_record(replace(record, definition_revision=definition_revision)),
                 )
             except nats.js.errors.KeyWrongLastSequenceError:
+                existing = await self._existing(agent_id, fingerprint)
+                if existing is not None:
+                    return existing, False
                 raise AlreadyExists(
                     f"agent {agent_id} already exists", reason="AGENT_EXISTS"
                 ) from None
         stored = replace(record, definition_revision=definition_revision)
-        return StoredAgent(stored, revision)
+        return StoredAgent(stored, revision), True
 
-    async def _take_over(self, agent_id: str, value: bytes, fingerprint: str) -> int:
-        """A definition is stored under this id already: ours (a retry), an orphan, or
-        another create in flight."""
-        try:
-            await self.agents.get(agent_id)
-        except nats.js.errors.KeyNotFoundError:
-            pass
-        else:
-            raise AlreadyExists(f"agent {agent_id} already exists", reason="AGENT_EXISTS")
+    async def _header(self, agent_id: str) -> tuple[str, int, int]:
+        """The stored definition's fingerprint, creation time and revision."""
         entry = await self.definitions.get(agent_id)
         header = (entry.value or b"").split(b"\n", 1)[0].decode(errors="replace").split(" ")
-        theirs, at = header[0], int(header[1]) if len(header) > 1 and header[1].isdigit() else 0
+        at = int(header[1]) if len(header) > 1 and header[1].isdigit() else 0
+        return header[0], at, int(entry.revision or 0)
+
+    async def _existing(self, agent_id: str, fingerprint: str) -> StoredAgent | None:
+        """The agent already stored under this id, when it is this very request retried
+        (same fingerprint, created less than ``orphan_after_s`` ago); AlreadyExists when
+        another agent has the id; None when there is no record (yet)."""
+        try:
+            entry = await self.agents.get(agent_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        stored = StoredAgent(decode_record(entry.value or b""), int(entry.revision or 0))
+        theirs, _, _ = await self._header(agent_id)
+        recent = self.clock() - stored.record.created_at_ms < self.orphan_after_ms
+        if theirs == fingerprint and recent:
+            return stored
+        raise AlreadyExists(f"agent {agent_id} already exists", reason="AGENT_EXISTS")
+
+    async def _take_over(self, agent_id: str, value: bytes, fingerprint: str) -> int:
+        """A definition without a record is stored under this id: ours (a retry), an
+        orphan, or another create in flight."""
+        theirs, at, revision = await self._header(agent_id)
         if theirs == fingerprint:
-            return int(entry.revision or 0)
+            return revision
         if self.clock() - at < self.orphan_after_ms:
             raise Aborted(
                 f"agent {agent_id} is being created by another request; retry in a moment",
                 reason="CREATE_IN_PROGRESS",
             )
         try:
-            return await self.definitions.update(agent_id, value, last=entry.revision)
+            return await self.definitions.update(agent_id, value, last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Aborted(
                 f"agent {agent_id} is being created by another request", reason="CREATE_IN_PROGRESS"

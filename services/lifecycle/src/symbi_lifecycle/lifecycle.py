@@ -198,9 +198,11 @@ class AgentLifecycle:
             version=definition.version or "",
             description=definition.description or "",
         )
-        stored = await self.store.create(
+        stored, created = await self.store.create(
             record, definition.to_json(), fingerprint(text, source_format, name, owner)
         )
+        if not created:
+            return stored  # this request, retried: the first attempt's agent (ADR 0042)
         await self.sink.transitioned(stored)
         try:
             stored = await self._move(

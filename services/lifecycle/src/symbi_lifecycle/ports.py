@@ -20,10 +20,12 @@ class AgentStore(Protocol):
 
     async def create(
         self, record: AgentRecord, definition_json: str, fingerprint: str
-    ) -> StoredAgent:
-        """Store a new agent and its definition. AlreadyExists when the id is taken; Aborted
-        when another request is creating the same id right now. ``fingerprint`` identifies
-        the request, so a retried create of the same source completes the first one."""
+    ) -> tuple[StoredAgent, bool]:
+        """Store a new agent and its definition; True when this call created it.
+
+        ``fingerprint`` identifies the request: a retry of the same request completes a
+        create that stopped half way, or (False) returns the agent it created. AlreadyExists
+        when another agent has the id; Aborted when another request is creating it now."""
         ...
 
     async def get(self, agent_id: str) -> StoredAgent:

@@ -9,7 +9,7 @@ import pytest
 
 from symbi.lifecycle.v1 import lifecycle_pb2
 from symbi_common.config import NatsSection
-from symbi_common.errors import Aborted, SymbiError
+from symbi_common.errors import Aborted, AlreadyExists, SymbiError
 from symbi_common.jetstream import Provisioner
 from symbi_lifecycle.kv_store import AGENTS_BUCKET, DEFINITIONS_BUCKET, KvAgentStore
 from symbi_lifecycle.lifecycle import now_ms
@@ -93,7 +93,13 @@ async def test_store_compare_and_set_under_contention(nats_server) -> None:
             updated_at_ms=at,
             last=TransitionInfo(None, AgentState.READY, "", "t", at, 1),
         )
-        stored = await stores[0].create(record, "{}", "fp")
+        stored, created = await stores[0].create(record, "{}", "fp")
+        assert created
+        again, created = await stores[1].create(record, "{}", "fp")  # the same request, retried
+        assert not created
+        assert again.revision == stored.revision
+        with pytest.raises(AlreadyExists):
+            await stores[1].create(record, "{}", "another request")
         wins = {0: 0, 1: 0}
         for _ in range(50):
             current = await stores[1].get("agent-cas")

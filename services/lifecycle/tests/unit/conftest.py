@@ -19,6 +19,7 @@ class MemoryStore:
         self.revision = 0
         self.records: dict[str, list[tuple[bytes, int]]] = {}
         self.definitions: dict[str, str] = {}
+        self.fingerprints: dict[str, str] = {}
         self.writes = 0
 
     def _next(self) -> int:
@@ -27,14 +28,17 @@ class MemoryStore:
 
     async def create(
         self, record: AgentRecord, definition_json: str, fingerprint: str
-    ) -> StoredAgent:
+    ) -> tuple[StoredAgent, bool]:
         if record.id in self.records:
+            if self.fingerprints.get(record.id) == fingerprint:
+                return await self.get(record.id), False
             raise AlreadyExists(f"agent {record.id} already exists")
         self.definitions[record.id] = definition_json
+        self.fingerprints[record.id] = fingerprint
         record = replace(record, definition_revision=self._next())
         revision = self._next()
         self.records[record.id] = [(encode_record(record), revision)]
-        return StoredAgent(record, revision)
+        return StoredAgent(record, revision), True
 
     async def get(self, agent_id: str) -> StoredAgent:
         if agent_id not in self.records:

@@ -45,11 +45,14 @@ async def test_create_registers_installs_and_is_ready(lifecycle, gate, sink) -> 
     assert [s.record.seq for s in sink.transitions] == [1, 2, 3]
 
 
-async def test_create_with_an_id_and_a_taken_id(lifecycle) -> None:
+async def test_create_with_an_id_and_a_taken_id(lifecycle, sink) -> None:
     stored = await lifecycle.create(AGENT, source_format="dsl", agent_id="agent-mine")
     assert stored.record.id == "agent-mine"
+    retried = await lifecycle.create(AGENT, source_format="dsl", agent_id="agent-mine")
+    assert retried == stored  # the same request again: the same agent, nothing new
+    assert len(sink.path("agent-mine")) == 3
     with pytest.raises(AlreadyExists):
-        await lifecycle.create(AGENT, source_format="dsl", agent_id="agent-mine")
+        await lifecycle.create(AGENT, source_format="dsl", agent_id="agent-mine", owner="bob")
     with pytest.raises(InvalidArgument, match="not valid"):
         await lifecycle.create(AGENT, source_format="dsl", agent_id="bob")
 
