@@ -228,6 +228,8 @@ class BusSection(Section):
     clock_skew_s: float = Field(30.0, ge=0, le=3600)
     #: Default time to live of events and requests.
     default_ttl_s: float = Field(300.0, gt=0, le=7 * 86_400)
+    #: Time to live of audit events: they wait in the stream through an audit-service outage.
+    audit_ttl_s: float = Field(7 * 86_400.0, gt=0, le=7 * 86_400)
     #: Default time to live of direct messages (they may wait for an offline recipient).
     direct_ttl_s: float = Field(86_400.0, gt=0, le=7 * 86_400)
     #: Per-sender token bucket on consume: messages per second and burst (0 disables).

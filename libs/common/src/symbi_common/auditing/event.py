@@ -186,6 +186,9 @@ class AuditEvent:
     publisher_signature: bytes = b""
     compliance_tags: tuple[str, ...] = ()
     _canonical: bytes = dataclasses.field(init=False, repr=False, compare=False, hash=False)
+    _signing_payload: bytes | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.event_id, uuid.UUID):
@@ -338,10 +341,15 @@ class AuditEvent:
         return self._json_object(self.details)
 
     def signing_payload(self) -> bytes:
-        """The bytes a publisher signs: canonical JSON without ``publisher_signature``."""
-        obj = self.to_json_object()
-        del obj["publisher_signature"]
-        return canonical_json(obj)
+        """The bytes a publisher signs: canonical JSON without ``publisher_signature``
+        (computed once per event: verifiers call it on every ingest)."""
+        cached = self._signing_payload
+        if cached is None:
+            obj = self.to_json_object()
+            del obj["publisher_signature"]
+            cached = canonical_json(obj)
+            object.__setattr__(self, "_signing_payload", cached)
+        return cached
 
     @property
     def time_micros(self) -> int:

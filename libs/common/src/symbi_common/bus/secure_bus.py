@@ -353,6 +353,9 @@ class SecureBus:
             event,
             subject=f"{Subjects.AUDIT_PREFIX}.{token}",
             msg_id=event.event_id or None,
+            # Audit events wait in the durable stream through an audit outage: they must not
+            # expire before the audit service is back.
+            ttl_s=self.config.audit_ttl_s,
         )
 
     async def _audit_reject(self, event_type: str, details: dict[str, Any]) -> None:
@@ -615,6 +618,10 @@ class SecureBus:
                 return
             if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
                 await msg.ack()  # processed before: acknowledge again, act never
+            elif rejected.reject_reason == RejectReason.REJECT_REASON_RATE_LIMITED:
+                # Refused for now, not for ever: a durable message comes back once the sender's
+                # bucket has refilled (until max_deliver); counted and audited each time.
+                await msg.nak(delay=2.0)
             else:
                 await msg.term()
             await self.rejects.report(rejected, subject=msg.subject, consumer=spec.label)
@@ -761,12 +768,28 @@ class SecureBus:
             SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
         )
         size = batch or self.config.fetch_batch
-        try:
+        # The next batch is fetched while this one is verified and handled (at most two
+        # batches ahead, well inside the ack wait).
+        fetched: asyncio.Queue[list[Msg] | Exception] = asyncio.Queue(maxsize=2)
+
+        async def fetch() -> None:
             while True:
                 try:
                     messages = await sub.fetch(size, timeout=1.0)
                 except (NatsTimeoutError, TimeoutError):
                     continue
+                except Exception as exc:  # handed to the consuming loop, which raises it
+                    await fetched.put(exc)
+                    return
+                await fetched.put(messages)
+
+        prefetch = asyncio.ensure_future(fetch())
+        try:
+            while True:
+                item = await fetched.get()
+                if isinstance(item, Exception):
+                    raise item
+                messages = item
                 outcomes = await self._open_all(messages)
                 accepted: list[tuple[Msg, Received]] = []
                 for msg, outcome in zip(messages, outcomes, strict=True):
@@ -780,6 +803,8 @@ class SecureBus:
                     except EnvelopeRejected as rejected:
                         if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
                             await msg.ack()
+                        elif rejected.reject_reason == RejectReason.REJECT_REASON_RATE_LIMITED:
+                            await msg.nak(delay=2.0)
                         elif (
                             rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
                             and delivered < self.config.max_deliver
@@ -817,5 +842,8 @@ class SecureBus:
                     await msg.ack()
                 CONSUMED.labels(spec.label, "ok").inc(len(accepted))
         finally:
+            prefetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await prefetch
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
