@@ -100,12 +100,8 @@ class TaskDispatcher:
     # ------------------------------------------------------------------ queries
 
     def running_task_ids(self) -> tuple[str, ...]:
-        """The scheduler's tasks running here (heartbeats list these)."""
-        return tuple(
-            run.spec.task_id
-            for run in self._runs.values()
-            if run.execution is not None and not run.execution.state.terminal
-        )
+        """The scheduler's tasks on this node, starting or running (heartbeats list these)."""
+        return tuple(run.spec.task_id for run in self._runs.values() if not run.ended.is_set())
 
     async def idle(self) -> None:
         """Returns once every accepted dispatch has its final status queued."""

@@ -154,10 +154,15 @@ async def test_preemption_stops_and_at_most_once_dispatch(
     assert final.reason == "cancelled"
     assert scheduler.states("late") == []
     beat = await eventually(
-        lambda: (b := scheduler.heartbeats.get(node)) is not None and not b.running_task_ids and b,
+        lambda: (
+            (b := scheduler.heartbeats.get(node)) is not None
+            and not b.running_task_ids
+            and b.running_tasks == 0
+            and b
+        ),
         timeout=10,
     )
-    assert beat.running_tasks == 0
+    assert beat.memory_free_mb == beat.memory_total_mb
     assert await engine.list_managed({LABEL_NODE: node}) == []
 
 
