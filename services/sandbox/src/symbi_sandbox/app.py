@@ -28,12 +28,8 @@ from symbi_common.launcher import issuer_for
 from symbi_common.policy_client import PolicyClient
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
-from symbi_sandbox.bus_channel import (
-    AgentBusConfig,
-    AgentChannelHost,
-    AgentSessions,
-    BusChannelBackend,
-)
+from symbi_sandbox.agent_sessions import AgentBusConfig, AgentChannelHost, AgentSessions
+from symbi_sandbox.bus_channel import BusChannelBackend
 from symbi_sandbox.channel import ChannelConfig, ChannelServer, EgressConfig
 from symbi_sandbox.channel.egress import DEFAULT_BLOCKED_NETWORKS
 from symbi_sandbox.dispatch import Heartbeats, TaskDispatcher

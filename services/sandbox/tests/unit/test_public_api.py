@@ -18,6 +18,7 @@ def test_all_names_resolve_once() -> None:
 
 WIRING = {
     "__main__.py",
+    "agent_sessions.py",
     "app.py",
     "bus_channel.py",
     "events.py",
