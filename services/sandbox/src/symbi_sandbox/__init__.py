@@ -5,6 +5,10 @@ choice, a hardened container for every task, output streaming, timeouts, OOM and
 cleanup and reconciliation (:class:`SandboxRunner`); the agent channel served on a Unix
 socket per task and forwarded to platform ports (:mod:`symbi_sandbox.channel`); the base
 images (:mod:`symbi_sandbox.images`); the agent-side SDK (``agent_sdk/symbi_agent.py``).
+
+The service process around it (``python -m symbi_sandbox``: :mod:`symbi_sandbox.app` and the
+modules it wires — dispatch, journal, reporting, agent sessions, the bus channel backend, the
+policy gate, the gRPC servicer) is not part of this package's public API.
 """
 
 from symbi_sandbox.engine import (

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -437,7 +438,7 @@ class Heartbeats:
         dispatcher: TaskDispatcher,
         *,
         interval_s: float,
-        set_health: Any,
+        set_health: Callable[[str, bool], Awaitable[None]],
         refresh_every: int = 10,
     ) -> None:
         self._bus = bus
