@@ -17,7 +17,7 @@ from symbi.scheduler.v1 import scheduler_pb2
 from symbi_common.auditing import from_proto
 from symbi_common.auditing.event import verify_event_signature
 from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
-from symbi_common.errors import NotFound, PermissionDenied
+from symbi_common.errors import NotFound, PermissionDenied, SymbiError
 from symbi_testing import eventually
 
 from .conftest import FAST, NO_POLICY, start_lifecycle, wait_state
@@ -229,15 +229,21 @@ async def test_terminating_a_running_agent_cancels_its_task(
 ) -> None:
     """The lifecycle asks the scheduler's bus API (``symbi.rpc.scheduler.cancel``) to stop
     the task; here a stand-in for the scheduler's leader answers it, as the scheduler does."""
-    client = open_client(await start_lifecycle(services, "a", NO_POLICY))
+    client = open_client(
+        await start_lifecycle(
+            services, "a", {**NO_POLICY, "SYMBI_LIFECYCLE__SCHEDULER_TIMEOUT_S": "15"}
+        )
+    )
     node = await open_node()
-    cancelled: list[scheduler_pb2.CancelRequest] = []
+    cancelled: list[tuple[str, scheduler_pb2.CancelRequest]] = []
 
     async def cancel(message: Received) -> scheduler_pb2.CancelResponse:
-        assert message.sender == "svc-lifecycle-a"
         request = message.parse(scheduler_pb2.CancelRequest)
-        cancelled.append(request)
-        await publish(node, "agent-cancel", request.task_id, TS.STATE_STOPPED, reason="cancelled")
+        cancelled.append((message.sender, request))
+        if request.task_id != "probe":
+            await publish(
+                node, "agent-cancel", request.task_id, TS.STATE_STOPPED, reason="cancelled"
+            )
         return scheduler_pb2.CancelResponse()
 
     credentials = services.authority.issue("svc-scheduler-standin", "service")
@@ -251,12 +257,27 @@ async def test_terminating_a_running_agent_cancels_its_task(
                 scheduler.bus.serve("symbi.rpc.scheduler.cancel", cancel, queue="scheduler")
             )
         )
+
+        async def serving() -> bool:
+            try:
+                await scheduler.bus.request(
+                    "symbi.rpc.scheduler.cancel",
+                    scheduler_pb2.CancelRequest(task_id="probe"),
+                    topic="platform",
+                    timeout=2,
+                )
+            except SymbiError:
+                return False
+            return True
+
+        await eventually(serving, timeout=15)
         agent = await client.create(examples[0].read_text(), agent_id="agent-cancel")
         await publish(node, agent.id, "task-c1", TS.STATE_STARTED)
         await wait_state(client, agent.id, "RUNNING")
         ended = await client.call("Terminate", lifecycle_pb2.TransitionRequest(id=agent.id))
         assert ended.state == lifecycle_pb2.AGENT_STATE_TERMINATED
-        assert [(c.task_id, c.reason) for c in cancelled] == [("task-c1", "agent terminated")]
+        asked = [(sender, c.task_id, c.reason) for sender, c in cancelled if c.task_id != "probe"]
+        assert asked == [("svc-lifecycle-a", "task-c1", "agent terminated")]
     finally:
         for task in tasks:
             task.cancel()
