@@ -11,8 +11,9 @@ start-up
 
 shutdown (SIGTERM, SIGINT, a crashed task, or :meth:`Runtime.request_stop`) — ordered,
 idempotent, under one hard timeout:
-    health NOT_SERVING → gRPC stop with grace → NATS drain → cancel the process's tasks →
-    ``service.close()`` → NATS close → metrics server close → flush traces.
+    health NOT_SERVING → gRPC stop with grace → cancel the process's loops (stops intake) →
+    NATS drain (flushes what was published) → ``service.close()`` → NATS close → metrics
+    server close → flush traces.
 
 Every long-lived loop of a service runs under the process's single TaskGroup through
 :meth:`Runtime.spawn`; a loop that crashes stops the process (exit code 1) in the same orderly
@@ -323,13 +324,17 @@ class ProcessRunner:
         self._stopping = True
         await self._step("health", lambda: self.grpc.set_serving(False))
         await self._step("grpc", self.grpc.stop)
-        if self._nc is not None and self._nc.is_connected:
-            await self._step("nats-drain", self._nc.drain)
+        # Intake stops before the drain: the loops' pull subscriptions are unsubscribed when
+        # they are cancelled. nats-py's drain() otherwise waits its whole timeout (30 s) once a
+        # pull fetch has timed out. A message a cancelled handler did not finish is not acked,
+        # so JetStream delivers it again (at-least-once). See ADR 0001.
         for task in list(self._tasks):
             task.cancel()
         self.shutdown_steps.append("cancel")
         if self._tasks:
             await asyncio.wait(list(self._tasks))
+        if self._nc is not None and self._nc.is_connected:
+            await self._step("nats-drain", self._nc.drain)
         if self._started:
             await self._step("service-close", self.service.close)
         await self._step("nats-close", self._close_nats)  # a drain already closed it; a no-op then

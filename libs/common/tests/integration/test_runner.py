@@ -95,8 +95,8 @@ async def test_shutdown_runs_every_step_in_order_once(
     assert runner.shutdown_steps == [
         "health",
         "grpc",
-        "nats-drain",
         "cancel",
+        "nats-drain",
         "service-close",
         "nats-close",
         "metrics-close",
@@ -109,7 +109,9 @@ async def test_a_crashed_loop_stops_the_process_with_exit_code_1(
     nats_server: NatsServerProcess, tmp_path: Path
 ) -> None:
     service = RecordingService(crash=True)
-    runner = ProcessRunner(settings_for(nats_server.url), service, credentials=credentials_in(tmp_path))
+    runner = ProcessRunner(
+        settings_for(nats_server.url), service, credentials=credentials_in(tmp_path)
+    )
     assert await asyncio.wait_for(runner.run(), 20) == 1
     assert runner.stop_reason == "task loop crashed"
     assert "service-close" in runner.shutdown_steps

@@ -84,8 +84,10 @@ def permissions_for(role: str, principal_id: str, *, prefix: str = "SYMBI") -> d
             "symbi.rpc.>",
             "symbi.topic.agents.>",  # the agents it hosts publish through its channel bridge
             *js_common,
-            # Certificates of the agents it hosts (it certifies them with its issuer key).
+            # Certificates of the agents it hosts (it certifies them with its issuer key), and
+            # its issuer's own certificate.
             f"$KV.{prefix.lower()}_keyring.agentcert.*.*",
+            f"$KV.{prefix.lower()}_keyring.cert.{principal_id}-issuer.*",
             *consumer_api,
         ]
         return {
