@@ -118,6 +118,7 @@ class PolicyService:
             reloader,
             BusChangeAnnouncer(bus, timeout_s=section.announce_timeout_s),
             section,
+            audit=self.audit,
         )
         self.operations = operations
         self.servicer.attach(operations)

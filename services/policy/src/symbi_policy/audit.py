@@ -118,13 +118,33 @@ class AuditSink(Protocol):
 class QueueAuditSink:
     """A bounded in-process buffer: the engine records, one task drains with ``get``.
 
-    The wiring phase drains it to the audit stream; the CLI and tests read it directly.
+    The service drains it to the audit stream (``symbi_policy.audit_publisher``) and makes
+    callers wait for room before deciding (:meth:`wait_for_room`), so that a sustained
+    decision rate above what the audit stream takes slows callers down instead of losing
+    audit events. The CLI and tests read it directly.
     """
 
     def __init__(self, maxsize: int = 10_000) -> None:
         if maxsize <= 0:
             raise ValueError("QueueAuditSink needs a positive bound")
         self._queue: asyncio.Queue[PolicyAuditEvent] = asyncio.Queue(maxsize)
+        self._taken = asyncio.Event()
+
+    @property
+    def maxsize(self) -> int:
+        return self._queue.maxsize
+
+    def has_room(self, needed: int) -> bool:
+        """Whether ``needed`` more events fit now (``needed`` capped at ``maxsize``)."""
+        return self._queue.qsize() + min(needed, self._queue.maxsize) <= self._queue.maxsize
+
+    async def wait_for_room(self, needed: int) -> None:
+        """Return once ``needed`` more events fit (at most ``maxsize``). Waits without
+        limit: wrap it in ``asyncio.timeout()``. Room cannot vanish between this returning
+        and a synchronous caller recording: only ``record`` fills the buffer."""
+        while not self.has_room(needed):
+            self._taken.clear()
+            await self._taken.wait()
 
     def record(self, event: PolicyAuditEvent) -> None:
         try:
@@ -137,14 +157,18 @@ class QueueAuditSink:
 
     async def get(self) -> PolicyAuditEvent:
         """The next event, waiting for one."""
-        return await self._queue.get()
+        event = await self._queue.get()
+        self._taken.set()
+        return event
 
     def get_nowait(self) -> PolicyAuditEvent | None:
         """The next event, or None when the buffer is empty."""
         try:
-            return self._queue.get_nowait()
+            event = self._queue.get_nowait()
         except asyncio.QueueEmpty:
             return None
+        self._taken.set()
+        return event
 
     def __len__(self) -> int:
         return self._queue.qsize()

@@ -92,6 +92,7 @@ class PolicyResponders:
         message = received.parse(policy_pb2.EvaluateRequest)
         request = request_from_proto(message.request)
         _check_may_ask(received, (request,))
+        await self._operations.admit(1)
         evaluation = self._operations.evaluate(request)
         return policy_pb2.EvaluateResponse(result=evaluation_to_proto(evaluation))
 
@@ -99,6 +100,7 @@ class PolicyResponders:
         message = received.parse(policy_pb2.EvaluateBatchRequest)
         requests = [request_from_proto(r, f"requests[{i}]") for i, r in enumerate(message.requests)]
         _check_may_ask(received, requests)
+        await self._operations.admit(len(requests))
         evaluations = self._operations.evaluate_batch(requests)
         return policy_pb2.EvaluateBatchResponse(
             results=[evaluation_to_proto(e) for e in evaluations]

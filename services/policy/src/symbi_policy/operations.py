@@ -16,11 +16,13 @@ import asyncio
 import bisect
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from symbi_common.errors import InvalidArgument
+from symbi_policy.audit import QueueAuditSink
 from symbi_policy.cedar_text import split_statements, tokenize
 from symbi_policy.compiler import DOCUMENT_NAME_PATTERN
 from symbi_policy.engine import EngineStatus, Evaluation, PolicyEngine
@@ -77,14 +79,45 @@ class PolicyOperations:
         reloader: PolicyReloader,
         announcer: ChangeAnnouncer,
         section: PolicySection,
+        *,
+        audit: QueueAuditSink | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.reloader = reloader
         self._announcer = announcer
         self._section = section
+        self._audit = audit
+        #: Decision requests that went ahead without room in the audit buffer.
+        self.unthrottled = 0
 
     # ------------------------------------------------------------------ decisions
+
+    async def admit(self, decisions: int, *, deadline: float | None = None) -> None:
+        """Backpressure: wait until the audit buffer has room for what ``decisions``
+        decisions may record (an event each, two when one fails closed), for at most
+        ``audit_wait_s`` and never past ``deadline`` (a ``time.monotonic()`` instant).
+
+        Deciding synchronously right after this returns cannot overflow the buffer, so a
+        sustained rate above what the audit stream takes slows callers down instead of
+        losing audit events. When the wait runs out the request is decided anyway.
+        """
+        if self._audit is None or self._audit.has_room(2 * decisions):
+            return
+        wait = self._section.audit_wait_s
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                await self._audit.wait_for_room(2 * decisions)
+        except TimeoutError:
+            self.unthrottled += 1
+            if self.unthrottled & (self.unthrottled - 1) == 0:  # 1st, 2nd, 4th, ...
+                logger.warning(
+                    "audit buffer still full after %.2f s: deciding anyway (%d times so far)",
+                    wait,
+                    self.unthrottled,
+                )
 
     def evaluate(self, request: AuthzRequest, *, deadline: float | None = None) -> Evaluation:
         return self.engine.evaluation(request, deadline=deadline)

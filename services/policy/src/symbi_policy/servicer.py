@@ -60,7 +60,9 @@ class PolicyServicer:
     ) -> policy_pb2.EvaluateResponse:
         operations = self.operations
         authz = request_from_proto(request.request)
-        evaluation = operations.evaluate(authz, deadline=_deadline(context))
+        deadline = _deadline(context)
+        await operations.admit(1, deadline=deadline)
+        evaluation = operations.evaluate(authz, deadline=deadline)
         return policy_pb2.EvaluateResponse(result=evaluation_to_proto(evaluation))
 
     async def EvaluateBatch(
@@ -68,7 +70,9 @@ class PolicyServicer:
     ) -> policy_pb2.EvaluateBatchResponse:
         operations = self.operations
         requests = [request_from_proto(r, f"requests[{i}]") for i, r in enumerate(request.requests)]
-        evaluations = operations.evaluate_batch(requests, deadline=_deadline(context))
+        deadline = _deadline(context)
+        await operations.admit(len(requests), deadline=deadline)
+        evaluations = operations.evaluate_batch(requests, deadline=deadline)
         return policy_pb2.EvaluateBatchResponse(
             results=[evaluation_to_proto(e) for e in evaluations]
         )

@@ -41,6 +41,10 @@ class PolicySection(Section):
     audit_queue_size: int = Field(10_000, ge=1, le=10_000_000)
     #: Audit events published at once (each is one acknowledged JetStream publish).
     audit_concurrency: int = Field(64, ge=1, le=4096)
+    #: How long a decision request waits for room in a full audit buffer (backpressure)
+    #: before it is decided anyway (then unaudited denies are logged and counted, and allows
+    #: that must be audited are denied). Also bounded by the request's own deadline.
+    audit_wait_s: float = Field(2.0, ge=0, le=300)
     #: How long one audit event is retried before it is given up (logged and counted).
     audit_retry_s: float = Field(30.0, gt=0, le=3600)
     #: Revisions kept per key of the policy bucket (JetStream allows at most 64).

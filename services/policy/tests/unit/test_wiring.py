@@ -399,3 +399,60 @@ def test_entity_sets_grow_by_adding_and_rebuild_on_change(
             )
         )
     assert engine.entities_version == 5
+
+
+async def test_a_full_audit_buffer_holds_decisions_back_until_it_drains() -> None:
+    from symbi_policy import AuthzRequest
+
+    source = InMemoryPolicySource()
+    await source.upsert_entities(
+        [
+            {"uid": {"type": "Symbi::Agent", "id": "a"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "Symbi::Topic", "id": "t"}, "attrs": {}, "parents": []},
+        ]
+    )
+    sink = QueueAuditSink(4)
+    engine = PolicyEngine(audit=sink)
+    reloader = PolicyReloader(source, engine, build_in_thread=False)
+    task = asyncio.create_task(reloader.run())
+    try:
+        await reloader.wait_attempted()
+        while sink.get_nowait() is not None:  # the install events
+            pass
+        operations = PolicyOperations(
+            engine,
+            PolicyStore(source),
+            reloader,
+            RecordedChanges([]),
+            PolicySection(audit_wait_s=5),
+            audit=sink,
+        )
+        deny = AuthzRequest.from_mapping(
+            {"principal": 'Agent::"a"', "action": "publish", "resource": 'Topic::"t"'}
+        )
+        for _ in range(3):
+            await operations.admit(1)
+            operations.evaluate(deny)  # default deny: audited
+        assert len(sink) == 3
+        admitted = asyncio.create_task(operations.admit(1))  # needs room for 2
+        await asyncio.sleep(0.01)
+        assert not admitted.done()
+        sink.get_nowait()
+        async with asyncio.timeout(1):
+            await admitted
+        assert operations.unthrottled == 0
+        # A wait that runs out lets the request through (and counts it).
+        operations.evaluate(deny)
+        short = PolicyOperations(
+            engine,
+            PolicyStore(source),
+            reloader,
+            RecordedChanges([]),
+            PolicySection(audit_wait_s=0.01),
+            audit=sink,
+        )
+        await short.admit(1)
+        assert short.unthrottled == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
