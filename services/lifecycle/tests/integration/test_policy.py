@@ -112,7 +112,8 @@ async def test_create_waits_out_a_policy_outage(services, open_client, examples)
             {
                 **FAST,
                 "SYMBI_LIFECYCLE__POLICY_TIMEOUT_S": "0.5",
-                "SYMBI_LIFECYCLE__MAX_RESTARTS": "20",
+                "SYMBI_LIFECYCLE__MAX_RESTARTS": "100",
+                "SYMBI_LIFECYCLE__RESTART_BACKOFF_MAX_S": "1",
             },
         )
     )
@@ -126,4 +127,4 @@ async def test_create_waits_out_a_policy_outage(services, open_client, examples)
     async def ready() -> bool:
         return (await client.get(agent.id)).state == STATE.AGENT_STATE_READY
 
-    await eventually(ready, timeout=30)
+    await eventually(ready, timeout=60)

@@ -61,12 +61,15 @@ async def test_statuses_drive_the_state_machine(services, open_client, examples,
     await publish(
         node_bus, failing.id, "task-2", TS.STATE_OOM_KILLED, exit_code=137, reason="memory"
     )
-    await wait_state(client, failing.id, "FAILED")
-    failed = await client.get(failing.id)
-    assert "oom_killed" in failed.reason
-    assert failed.restart_at_ms > 0
-    await wait_state(client, failing.id, "READY")  # recovered by the restart policy
+    await wait_state(client, failing.id, "READY")  # failed, then recovered by the restart policy
     assert (await client.get(failing.id)).restarts == 1
+    recovery = await client.call("GetHistory", lifecycle_pb2.GetHistoryRequest(id=failing.id))
+    moves = [
+        (lifecycle_pb2.AgentState.Name(t.to_state)[12:], t.reason) for t in recovery.transitions
+    ]
+    assert [m[0] for m in moves][3:] == ["RUNNING", "FAILED", "INITIALIZING", "READY"]
+    assert "oom_killed" in moves[4][1]
+    assert "recovery 1 of 1" in moves[4][1]
 
     await publish(node_bus, preempted.id, "task-3", TS.STATE_STARTED, dispatch_id="task-3-1")
     await wait_state(client, preempted.id, "RUNNING")
