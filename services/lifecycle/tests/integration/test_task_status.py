@@ -61,8 +61,12 @@ async def test_statuses_drive_the_state_machine(services, open_client, examples,
     await publish(
         node_bus, failing.id, "task-2", TS.STATE_OOM_KILLED, exit_code=137, reason="memory"
     )
-    await wait_state(client, failing.id, "READY")  # failed, then recovered by the restart policy
-    assert (await client.get(failing.id)).restarts == 1
+
+    async def recovered() -> bool:  # failed, then recovered by the restart policy
+        agent = await client.get(failing.id)
+        return agent.restarts == 1 and agent.state == lifecycle_pb2.AGENT_STATE_READY
+
+    await eventually(recovered, timeout=20)
     recovery = await client.call("GetHistory", lifecycle_pb2.GetHistoryRequest(id=failing.id))
     moves = [
         (lifecycle_pb2.AgentState.Name(t.to_state)[12:], t.reason) for t in recovery.transitions
