@@ -28,6 +28,7 @@ import pytest
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
+from nats.aio.client import Client as NatsClient
 from nats.js.api import DeliverPolicy
 from schemapin import KeyManager, create_well_known_response
 from starlette.requests import Request
@@ -281,18 +282,27 @@ async def _bounded(what: str, step: Awaitable[Any], timeout_s: float = 10.0) -> 
     task.result()
 
 
-async def _stop(what: str, *tasks: asyncio.Task[Any], timeout_s: float = 10.0) -> None:
-    """Cancel background tasks until they are done. A cancellation can be lost inside
-    nats-py's pull fetch (Python 3.11's ``asyncio.wait_for`` may swallow one that races a
-    message), so it is repeated rather than awaited once."""
-    pending = set(tasks)
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while pending and asyncio.get_running_loop().time() < deadline:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.25)
+async def _stop(
+    what: str,
+    *tasks: asyncio.Task[Any],
+    connection: NatsClient | None = None,
+    timeout_s: float = 10.0,
+) -> None:
+    """Cancel background tasks and wait until they are done.
+
+    A consumer's cancellation can be lost inside nats-py's pull fetch (Python 3.11's
+    ``asyncio.wait_for`` swallows a cancellation that races a message, and the consumer's task
+    group cancels its stages only once), so when the tasks do not end, their NATS
+    ``connection`` is closed under them, which ends every pending fetch.
+    """
+    for task in tasks:
+        task.cancel()
+    _, pending = await asyncio.wait(tasks, timeout=1.0)
+    if pending and connection is not None:
+        await connection.close()
+        _, pending = await asyncio.wait(pending, timeout=timeout_s)
     if pending:
-        raise AssertionError(f"{what} did not stop in {timeout_s} s")
+        raise AssertionError(f"{what} did not stop")
 
 
 @pytest.fixture
@@ -311,7 +321,7 @@ async def principals(
             endpoint = await BusEndpoint.open(nc, js, credentials)
             loop = asyncio.create_task(endpoint.run())
 
-            stack.push_async_callback(_stop, f"{principal}'s key directory", loop)
+            stack.push_async_callback(_stop, f"{principal}'s key directory", loop, connection=nc)
             if role in ("service", "node"):
                 await eventually(
                     lambda: endpoint.bus.groups.latest("platform") is not None,
@@ -376,12 +386,14 @@ async def bus_log(operator: BusEndpoint) -> AsyncIterator[BusLog]:
     try:
         yield log
     finally:
-        await _stop("the bus log", *tasks)
+        await _stop("the bus log", *tasks, connection=operator.bus.nc)
 
 
-async def policy_request(operator: BusEndpoint, method: str, message: Any, reply: type[Any]) -> Any:
+async def policy_request(
+    operator: BusEndpoint, method: str, message: Any, reply: type[Any], timeout_s: float = 10
+) -> Any:
     received = await operator.bus.request(
-        f"symbi.rpc.policy.{method}", message, topic="platform", timeout=10
+        f"symbi.rpc.policy.{method}", message, topic="platform", timeout=timeout_s
     )
     return received.parse(reply)
 
@@ -397,7 +409,11 @@ async def policy_service(services: ServiceCluster, operator: BusEndpoint) -> Ser
 
     async def entities_stored() -> bool:
         try:
-            await policy_request(operator, "put_entities", entities, policy_pb2.PutEntitiesResponse)
+            # Short attempts: the first requests may be sealed with a group key generation
+            # the new service does not have yet (the topic rotates as it joins).
+            await policy_request(
+                operator, "put_entities", entities, policy_pb2.PutEntitiesResponse, timeout_s=1
+            )
         except SymbiError as exc:
             raise AssertionError(exc.message) from None
         return True

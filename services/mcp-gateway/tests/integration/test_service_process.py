@@ -56,10 +56,15 @@ async def _start_gateway(
     return await services.start_serving("mcp-gateway", instance=instance, env=env)
 
 
-async def test_configured_time_server_is_discovered_and_invoked_over_grpc(
+async def test_the_configured_time_server_over_grpc_allowed_and_denied(
     services: ServiceCluster, policy_service: ServiceProcess, bus_log: BusLog
 ) -> None:
     gateway = await _start_gateway(services, gateway_env([time_server()]))
+    await _discovered_and_invoked(gateway, bus_log)
+    await _denied_by_policy(gateway, bus_log)
+
+
+async def _discovered_and_invoked(gateway: ServiceProcess, bus_log: BusLog) -> None:
     async with gateway_stub(gateway) as stub:
         servers = (await stub.ListServers(pb.ListServersRequest())).servers
         assert [(s.name, s.connected, s.configured, s.tool_count) for s in servers] == [
@@ -109,10 +114,8 @@ async def test_configured_time_server_is_discovered_and_invoked_over_grpc(
     assert bus_log.audit_events("mcp.tool.warning", tool="get_current_time")
 
 
-async def test_a_call_the_policy_service_denies_is_refused_and_audited(
-    services: ServiceCluster, policy_service: ServiceProcess, bus_log: BusLog
-) -> None:
-    gateway = await _start_gateway(services, gateway_env([time_server()]))
+async def _denied_by_policy(gateway: ServiceProcess, bus_log: BusLog) -> None:
+    """A call the real policy service denies is refused and audited."""
     async with gateway_stub(gateway) as stub:
         request = pb.InvokeToolRequest(
             agent_id="agent-bob",
@@ -192,14 +195,21 @@ async def test_an_upstream_crash_mid_call_is_a_clear_error_and_the_session_recov
     assert [event["outcome"] for event in crashes] == ["failed"]
 
 
-async def test_the_bus_path_follows_the_trust_rule(
+async def test_agents_reach_tools_over_the_bus_and_the_mcp_endpoint(
     services: ServiceCluster,
     policy_service: ServiceProcess,
     principals: Any,
     operator: BusEndpoint,
     bus_log: BusLog,
 ) -> None:
-    await _start_gateway(services, gateway_env([time_server()]))
+    gateway = await _start_gateway(services, gateway_env([time_server()]))
+    await _bus_path_with_the_trust_rule(principals, operator, bus_log)
+    await _mcp_endpoint_with_tokens(gateway, principals)
+
+
+async def _bus_path_with_the_trust_rule(
+    principals: Any, operator: BusEndpoint, bus_log: BusLog
+) -> None:
     gateway_principal = f"svc-mcp-gateway-{GATEWAY_INSTANCE}"
     node: BusEndpoint = await principals("node-test", "node")
     alice: BusEndpoint = await principals("agent-alice", "agent")
@@ -269,10 +279,7 @@ async def test_the_bus_path_follows_the_trust_rule(
     }
 
 
-async def test_agents_use_the_mcp_endpoint_with_a_token(
-    services: ServiceCluster, policy_service: ServiceProcess, principals: Any
-) -> None:
-    gateway = await _start_gateway(services, gateway_env([time_server()]))
+async def _mcp_endpoint_with_tokens(gateway: ServiceProcess, principals: Any) -> None:
     async with gateway_stub(gateway) as stub:
         issued = await stub.IssueAgentToken(pb.IssueAgentTokenRequest(agent_id="agent-alice"))
         bob = await stub.IssueAgentToken(pb.IssueAgentTokenRequest(agent_id="agent-bob"))
