@@ -482,6 +482,17 @@ async def test_pins_and_registered_servers_survive_a_gateway_restart(
         assert changed.definition_hash == verified.definition_hash  # same tool, other key
         after = {p.tool_id: p for p in (await stub.ListPins(pb.ListPinsRequest())).pins}
         assert after == before
+        # What an operator sees with the CLI.
+        pins = await _cli(second, "pins", "--json")
+        assert pins.returncode == 0, pins.stderr
+        assert {pin["tool_id"] for pin in json.loads(pins.stdout)["pins"]} == set(before)
+        listing = await _cli(second, "list", "--all", "--server", "signed")
+        assert listing.returncode == 0, listing.stderr
+        assert "signed/add" in listing.stdout
+        assert "quarantined" in listing.stdout
+        verify = await _cli(second, "verify", "signed", "add")
+        assert verify.returncode == 1  # not usable
+        assert "quarantined" in verify.stdout
         # Removing a registered server removes it from every replica, and from restarts.
         removed = await stub.RemoveServer(pb.RemoveServerRequest(name="signed"))
         assert removed.existed
