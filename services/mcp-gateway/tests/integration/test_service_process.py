@@ -493,6 +493,11 @@ async def test_pins_and_registered_servers_survive_a_gateway_restart(
         verify = await _cli(second, "verify", "signed", "add")
         assert verify.returncode == 1  # not usable
         assert "quarantined" in verify.stdout
+        # Forgetting the pin trusts the tool on first use again: the new key is pinned.
+        unpin = await _cli(second, "unpin", "signed/add", "--actor", "ops")
+        assert unpin.returncode == 0, unpin.stderr
+        repinned = await _wait_status(stub, "signed", "add", pb.TOOL_STATUS_VERIFIED)
+        assert repinned.key_fingerprint != verified.key_fingerprint
         # Removing a registered server removes it from every replica, and from restarts.
         removed = await stub.RemoveServer(pb.RemoveServerRequest(name="signed"))
         assert removed.existed
