@@ -35,6 +35,7 @@ from .convert import NodeDefaults, RequestDefaults
 from .core import SchedulerCore
 from .driver import DriverStep, SchedulerDriver
 from .events import (
+    CONSUME_BATCH,
     JOURNAL_STREAM,
     LEASE_KEY,
     NodeEvents,
@@ -184,7 +185,9 @@ class SchedulerService:
             except Exception as exc:
                 if "not found" not in str(exc).lower():
                     raise
-        runtime.spawn(bus.consume(hb_spec, events.on_heartbeat), name="heartbeats")
+        runtime.spawn(
+            bus.consume(hb_spec, events.on_heartbeat, batch=CONSUME_BATCH), name="heartbeats"
+        )
         runtime.spawn(driver.run(), name="scheduler-driver")
         runtime.spawn(self._resign_on_stop(), name="resign-on-stop")
         log.info(
@@ -217,7 +220,10 @@ class SchedulerService:
             log.info("leading (term %s): consuming task statuses", parts.election.term)
             spec = status_consumer(self.settings.nats.name_prefix)
             self._leader_tasks = [
-                runtime.spawn(runtime.bus.consume(spec, events.on_status), name="statuses"),
+                runtime.spawn(
+                    runtime.bus.consume(spec, events.on_status, batch=CONSUME_BATCH),
+                    name="statuses",
+                ),
                 runtime.spawn(parts.link.serve(), name="forwarded-requests"),
             ]
         elif not parts.election.is_leader and self._leader_tasks:

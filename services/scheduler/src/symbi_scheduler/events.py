@@ -12,6 +12,11 @@ Consumers (contract C3):
   dispatch; final states end the run. The scheduler's own statuses (sender role "service")
   are skipped. A node may only report for itself.
 
+Both consume one message per pull (``CONSUME_BATCH``): with nats-py, a pull for a batch of N
+that finds fewer than N messages waits out its whole timeout (1 s in ``SecureBus.consume``)
+before returning them, which would delay every heartbeat and acknowledgement by up to a
+second at the trickle rates these subjects see.
+
 Standbys forward API calls to the leader over request/reply on ``symbi.rpc.scheduler.<m>``
 (see ``forward``).
 """
@@ -58,6 +63,7 @@ JOURNAL_STREAM = StreamSpec(
     durable=True,
 )
 LEASE_KEY = "leader"
+CONSUME_BATCH = 1
 STATUS_DURABLE = "scheduler-status"
 
 HEARTBEATS = Counter(

@@ -17,9 +17,12 @@ from typing import Any
 import cedarpy
 import grpc
 import nats
+import nats.errors
 import pytest_asyncio
 from google.protobuf import json_format
+from nats.js import api as js_api
 
+from symbi.bus.v1 import events_pb2
 from symbi.policy.v1 import policy_pb2
 from symbi.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from symbi_common.bus import BusEndpoint, Received
@@ -37,10 +40,13 @@ from symbi_testing.services import ServiceCluster
 from .nodesim import RunJournal, SimulatedNode
 
 HEARTBEAT_S = 0.25
+#: How often tests poll the scheduler: fast polling (the default 20 ms, several calls each)
+#: keeps a scheduler on a busy 2-core machine so occupied that heartbeats go stale.
+POLL_S = 0.2
 #: Fast timers so losses, retries and failovers happen within seconds.
 SCHEDULER_ENV = {
     "SYMBI_SCHEDULER__HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
-    "SYMBI_SCHEDULER__MISSED_HEARTBEATS": "4",
+    "SYMBI_SCHEDULER__MISSED_HEARTBEATS": "8",
     "SYMBI_SCHEDULER__ACK_TIMEOUT_S": "4",
     "SYMBI_SCHEDULER__LEASE_TTL_S": "2",
     "SYMBI_SCHEDULER__LEASE_RENEW_INTERVAL_S": "0.5",
@@ -178,6 +184,34 @@ class Cluster:
             return (await scheduler.status()).nodes_ready >= count
 
         await eventually(ready, timeout=timeout, message=f"{count} nodes ready")
+
+    async def statuses(self, task_id: str) -> list[tuple[str, events_pb2.TaskStatus]]:
+        """Every TaskStatus published for ``task_id`` so far, with its sender, in order."""
+        bus = self.endpoint.bus
+        subject = f"symbi.task.status.{task_id}"
+        sub = await bus.js.pull_subscribe(
+            subject,
+            stream="SYMBI_EVENTS",
+            config=js_api.ConsumerConfig(
+                ack_policy=js_api.AckPolicy.NONE, inactive_threshold=5.0, mem_storage=True
+            ),
+        )
+        found: list[tuple[str, events_pb2.TaskStatus]] = []
+        try:
+            while True:
+                try:
+                    batch = await sub.fetch(100, timeout=0.5)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    return found
+                for msg in batch:
+                    opened = bus.opener.open(msg.data, subject=subject)
+                    status = events_pb2.TaskStatus()
+                    status.ParseFromString(opened.payload)
+                    found.append((opened.envelope.sender, status))
+                    if msg.metadata.num_pending == 0:
+                        return found
+        finally:
+            await sub.unsubscribe()
 
     async def close(self) -> None:
         for node in self.nodes.values():

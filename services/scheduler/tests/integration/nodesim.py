@@ -119,8 +119,11 @@ class SimulatedNode:
         self.bus_config = bus_config or BusSection(verify_threads=1)
         self.runs: dict[str, _Run] = {}
         self.seen_dispatches: set[str] = set()
+        self.stop_orders: list[events_pb2.TaskStop] = []
+        self.assignments: list[events_pb2.TaskAssignment] = []
         self.heartbeating = True
         self.heartbeats_sent = 0
+        self.heartbeat_errors: list[str] = []
         self.endpoint: BusEndpoint | None = None
         self.errors: list[BaseException] = []
         self._nc: NatsClient | None = None
@@ -148,6 +151,7 @@ class SimulatedNode:
                     f"{self.prefix}_TASKS", Subjects.task(self.node_id), f"tasks-{self.node_id}"
                 ),
                 self._on_assignment,
+                batch=1,  # see symbi_scheduler.events: a batch pull waits out its timeout
             )
         )
         self._spawn(
@@ -159,6 +163,7 @@ class SimulatedNode:
                     deliver_policy=js_api.DeliverPolicy.ALL,
                 ),
                 self._on_stop,
+                batch=1,
             )
         )
         return self
@@ -207,11 +212,13 @@ class SimulatedNode:
         bus = self.endpoint.bus
         while True:
             if self.heartbeating:
-                with contextlib.suppress(Exception):  # keep beating through a NATS blip
+                try:
                     await bus.publish(
                         "platform", self.heartbeat(), subject=Subjects.heartbeat(self.node_id)
                     )
                     self.heartbeats_sent += 1
+                except Exception as exc:  # keep beating through a NATS blip
+                    self.heartbeat_errors.append(repr(exc))
             await asyncio.sleep(self.interval)
 
     # ---------------------------------------------------------------- statuses
@@ -257,6 +264,7 @@ class SimulatedNode:
         a = msg.parse(events_pb2.TaskAssignment)
         if msg.sender_role != "service" or a.node_id != self.node_id:
             return
+        self.assignments.append(a)
         if a.dispatch_id in self.seen_dispatches:
             return  # at most once per dispatch id
         self.seen_dispatches.add(a.dispatch_id)
@@ -288,6 +296,7 @@ class SimulatedNode:
         stop = msg.parse(events_pb2.TaskStop)
         if msg.sender_role != "service":
             return
+        self.stop_orders.append(stop)
         run = self.runs.get(stop.task_id)
         if run is None or (stop.dispatch_id and stop.dispatch_id != run.dispatch_id):
             return  # unknown or another run: stopping it is a no-op
