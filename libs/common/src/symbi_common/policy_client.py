@@ -90,8 +90,10 @@ class PolicyDecision:
     conditions: tuple[str, ...] = ()
     policies: tuple[str, ...] = ()
     version: int = 0
-    #: True when this deny comes from the gate being unavailable, not from a policy.
+    #: True when this deny comes from the gate being unavailable or unable to decide, not
+    #: from a policy.
     fail_closed: bool = False
+    entities_version: int = 0
 
     @property
     def allowed(self) -> bool:
@@ -112,6 +114,8 @@ class PolicyDecision:
             conditions=tuple(result.conditions),
             policies=tuple(result.policies),
             version=result.version,
+            fail_closed=result.fail_closed,
+            entities_version=result.entities_version,
         )
 
     @classmethod

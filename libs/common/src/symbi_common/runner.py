@@ -314,6 +314,17 @@ class ProcessRunner:
         except Exception:
             log.warning("shutdown step %s failed", name, exc_info=True)
 
+    async def _drain_nats(self) -> None:
+        """Flush and close, bounded: a drain that hangs (nats-py can wait on a subscription
+        queue that fetch() emptied without marking) must not eat the whole shutdown budget."""
+        assert self._nc is not None
+        try:
+            async with asyncio.timeout(3.0):
+                await self._nc.drain()
+        except TimeoutError:
+            log.warning("NATS drain did not finish in 3 s; closing the connection")
+            await self._nc.close()
+
     async def _close_nats(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.close()
@@ -334,7 +345,7 @@ class ProcessRunner:
         if self._tasks:
             await asyncio.wait(list(self._tasks))
         if self._nc is not None and self._nc.is_connected:
-            await self._step("nats-drain", self._nc.drain)
+            await self._step("nats-drain", self._drain_nats)
         if self._started:
             await self._step("service-close", self.service.close)
         await self._step("nats-close", self._close_nats)  # a drain already closed it; a no-op then

@@ -95,6 +95,13 @@ def content_type_of(message: Message) -> str:
     return f"{PROTOBUF_CONTENT_TYPE}; type={message.DESCRIPTOR.full_name}"
 
 
+def _stream_seq(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.sequence.stream) if msg.reply else 0
+    except Exception:  # not a JetStream message
+        return 0
+
+
 @dataclass(frozen=True)
 class Received:
     """A verified, decrypted message."""
@@ -107,6 +114,8 @@ class Received:
     msg_id: str
     envelope: envelope_pb2.Envelope
     delivered: int = 1
+    #: Position in its JetStream stream (0 for core NATS requests).
+    stream_seq: int = 0
 
     @property
     def trace(self) -> dict[str, str]:
@@ -490,7 +499,9 @@ class SecureBus:
         await self.nc.publish(msg.reply, reply.SerializeToString(deterministic=True))
 
     # ------------------------------------------------------------------ consuming
-    def _received(self, opened: OpenedEnvelope, subject: str, delivered: int = 1) -> Received:
+    def _received(
+        self, opened: OpenedEnvelope, subject: str, delivered: int = 1, stream_seq: int = 0
+    ) -> Received:
         env = opened.envelope
         return Received(
             subject=subject,
@@ -501,6 +512,7 @@ class SecureBus:
             msg_id=env.id,
             envelope=env,
             delivered=delivered,
+            stream_seq=stream_seq,
         )
 
     def _accept(self, data: bytes, subject: str, state: _ConsumerState, delivered: int) -> Received:
@@ -569,7 +581,12 @@ class SecureBus:
             return again
 
     def _admit(
-        self, opened: OpenedEnvelope, subject: str, state: _ConsumerState, delivered: int
+        self,
+        opened: OpenedEnvelope,
+        subject: str,
+        state: _ConsumerState,
+        delivered: int,
+        stream_seq: int = 0,
     ) -> Received:
         """Replay and rate checks (consumer state: event-loop thread only)."""
         env = opened.envelope
@@ -587,7 +604,7 @@ class SecureBus:
                 sender=env.sender,
                 msg_id=env.id,
             )
-        return self._received(opened, subject, delivered)
+        return self._received(opened, subject, delivered, stream_seq)
 
     async def _handle(
         self,
@@ -604,7 +621,7 @@ class SecureBus:
         try:
             if isinstance(outcome, EnvelopeRejected):
                 raise outcome
-            received = self._admit(outcome, msg.subject, state, delivered)
+            received = self._admit(outcome, msg.subject, state, delivered, _stream_seq(msg))
         except EnvelopeRejected as rejected:
             if (
                 rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
@@ -799,7 +816,14 @@ class SecureBus:
                     try:
                         if isinstance(outcome, EnvelopeRejected):
                             raise outcome
-                        accepted.append((msg, self._admit(outcome, msg.subject, state, delivered)))
+                        accepted.append(
+                            (
+                                msg,
+                                self._admit(
+                                    outcome, msg.subject, state, delivered, _stream_seq(msg)
+                                ),
+                            )
+                        )
                     except EnvelopeRejected as rejected:
                         if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
                             await msg.ack()
