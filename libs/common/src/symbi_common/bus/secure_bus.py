@@ -95,6 +95,14 @@ def content_type_of(message: Message) -> str:
     return f"{PROTOBUF_CONTENT_TYPE}; type={message.DESCRIPTOR.full_name}"
 
 
+def _raise_if_cancelling() -> None:
+    """nats-py's fetch waits with asyncio.wait_for, which on Python 3.11 can swallow a
+    cancellation that arrives as it times out; a loop that asked to stop must still stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _stream_seq(msg: Msg) -> int:
     try:
         return int(msg.metadata.sequence.stream) if msg.reply else 0
@@ -432,8 +440,10 @@ class SecureBus:
         *,
         queue: str,
         max_pending: int = 1024,
+        concurrency: int = 8,
     ) -> None:
-        """Answer requests on ``subject`` (queue group ``queue``) until cancelled."""
+        """Answer requests on ``subject`` (queue group ``queue``) until cancelled, at most
+        ``concurrency`` at a time (requests wait in a bounded queue of ``max_pending``)."""
         state = _ConsumerState(
             SeenSet(self.config.seen_set_size),
             SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
@@ -455,10 +465,16 @@ class SecureBus:
         sub = await self.nc.subscribe(
             subject, queue=queue, cb=enqueue, pending_msgs_limit=max_pending
         )
-        try:
+
+        async def worker() -> None:
             while True:
                 msg = await inbox.get()
                 await self._answer(msg, responder, state, queue)
+
+        try:
+            async with asyncio.TaskGroup() as workers:
+                for number in range(max(1, concurrency)):
+                    workers.create_task(worker(), name=f"serve-{queue}-{number}")
         finally:
             with contextlib.suppress(Exception):  # the connection may already be draining
                 await sub.unsubscribe()
@@ -748,7 +764,9 @@ class SecureBus:
                 try:
                     messages = await sub.fetch(size, timeout=1.0)
                 except (NatsTimeoutError, TimeoutError):
+                    _raise_if_cancelling()
                     continue
+                _raise_if_cancelling()
                 await fetched.put(messages)
 
         async def open_() -> None:
@@ -794,6 +812,7 @@ class SecureBus:
                 try:
                     messages = await sub.fetch(size, timeout=1.0)
                 except (NatsTimeoutError, TimeoutError):
+                    _raise_if_cancelling()
                     continue
                 except Exception as exc:  # handed to the consuming loop, which raises it
                     await fetched.put(exc)

@@ -101,10 +101,12 @@ class _ErrorInterceptor(grpc.aio.ServerInterceptor):
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: SymbiError) -> None:
+    # Keep trailing metadata the servicer set (e.g. a retry pushback), and add ours.
+    existing = tuple(context.trailing_metadata() or ())
     await context.abort(
         status_code(error),
         error.message,
-        trailing_metadata=((ERROR_METADATA_KEY, error_info(error).SerializeToString()),),
+        trailing_metadata=(*existing, (ERROR_METADATA_KEY, error_info(error).SerializeToString())),
     )
 
 
