@@ -218,7 +218,7 @@ class SchedulerService:
         leading = parts.election.is_leader and parts.core.active
         if leading and not self._leader_tasks and not runtime.stopping:
             log.info("leading (term %s): consuming task statuses", parts.election.term)
-            spec = status_consumer(self.settings.nats.name_prefix)
+            spec = status_consumer(self.settings.nats.name_prefix, self.section.ack_timeout_s)
             self._leader_tasks = [
                 runtime.spawn(
                     runtime.bus.consume(spec, events.on_status, batch=CONSUME_BATCH),

@@ -96,15 +96,16 @@ def heartbeat_consumer(prefix: str, principal_id: str) -> ConsumerSpec:
     )
 
 
-def status_consumer(prefix: str) -> ConsumerSpec:
-    # A short ack wait: statuses a dead leader had fetched come back to its successor within
-    # seconds (well inside the acknowledgement deadline of the dispatches they confirm).
+def status_consumer(prefix: str, ack_timeout_s: float) -> ConsumerSpec:
+    # A short ack wait: statuses a dead leader had fetched come back to its successor well
+    # inside the acknowledgement deadline of the dispatches they confirm (a successor
+    # restarts that deadline at activation).
     return ConsumerSpec(
         stream=f"{prefix}_EVENTS",
         durable=STATUS_DURABLE,
         filter_subjects=("symbi.task.status.*",),
         deliver_policy=js_api.DeliverPolicy.NEW,
-        ack_wait_s=5.0,
+        ack_wait_s=max(1.0, min(5.0, ack_timeout_s / 3)),
         max_deliver=100,
         max_ack_pending=2048,
         name="scheduler-status",
