@@ -194,6 +194,12 @@ async def test_cancel_anywhere(harness) -> None:
     with pytest.raises(NotFound):
         await h.core.cancel("never")
     assert [e.state.value for e in h.events if e.task_id == "wait"] == ["queued", "cancelled"]
+    # Lifecycle hears of both cancellations (contract C2: STOPPED "cancelled").
+    cancelled = [t for t in h.lifecycle.transitions if t.kind is TransitionKind.CANCELLED]
+    assert [(t.task_id, t.reason) for t in cancelled] == [
+        ("wait", "user asked"),
+        ("run", "cancelled"),
+    ]
 
 
 async def test_inactive_core_refuses_work(harness) -> None:

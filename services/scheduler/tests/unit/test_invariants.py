@@ -33,7 +33,7 @@ action = st.one_of(
     st.tuples(
         st.just("finish"),
         st.integers(0, 50),
-        st.sampled_from([TaskOutcome.COMPLETED, TaskOutcome.FAILED, TaskOutcome.STOPPED]),
+        st.sampled_from(list(TaskOutcome)),
     ),
     st.tuples(st.just("cancel"), st.integers(0, 50)),
     st.tuples(

@@ -6,6 +6,7 @@ from symbi_scheduler import (
     DispatchOptions,
     NodeOptions,
     SchedulerOptions,
+    TaskOutcome,
     TaskState,
     TransitionKind,
 )
@@ -177,3 +178,30 @@ async def test_status_counts_tasks_a_cycle_is_looking_at(harness) -> None:
     await h.cycle()
     assert seen == [2, 1]
     assert h.core.status().queued_total == 0
+
+
+async def test_a_run_the_node_reports_lost_is_requeued_and_runs_again(harness) -> None:
+    h = harness
+    await h.start(h.hb("n1"), h.hb("n2"))
+    await h.submit(h.spec("t"))
+    await h.cycle()
+    await h.ack_all()
+    first = h.node_of("t")
+    rec = await h.finish("t", TaskOutcome.LOST)
+    assert rec.state is TaskState.QUEUED
+    assert rec.node_losses == 1
+    assert h.lifecycle.transitions[-1].kind is TransitionKind.REQUEUED
+    assert "lost the run" in h.lifecycle.transitions[-1].reason
+    await h.cycle()
+    assert h.core.task("t").dispatch_id == "t-2"
+    assert h.node_of("t") in ("n1", "n2")
+    assert first is not None
+
+
+async def test_an_old_heartbeat_counts_from_when_it_was_sent(harness) -> None:
+    h = harness
+    await h.start()
+    await h.core.heartbeat(h.hb("n1"), age_s=2.5)
+    # Sent 2.5 s ago: it counts as silent for the timeout 2.5 s sooner.
+    report = await h.advance(3 * INTERVAL - 2.4)
+    assert report.lost_nodes == ["n1"]
