@@ -13,9 +13,15 @@ from symbi.policy.v1 import policy_pb2
 from symbi_common.auditing import from_proto
 from symbi_common.auditing.event import verify_event_signature
 from symbi_common.bus import BusEndpoint, ConsumerSpec, Received
-from symbi_common.errors import InvalidArgument, NotFound, PermissionDenied
+from symbi_common.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from symbi_common.jetstream.server import NatsServerProcess
-from symbi_common.policy_client import EntityRef, PolicyClient, PolicyQuestion
+from symbi_common.policy_client import EntityRef, PolicyClient, PolicyDecision, PolicyQuestion
 from symbi_policy.events import (
     DELETE_ENTITIES_SUBJECT,
     DELETE_POLICY_SUBJECT,
@@ -32,13 +38,23 @@ SECRET = PolicyQuestion(EntityRef("Agent", "a"), "publish", EntityRef("Topic", "
 
 
 async def _load_over_the_bus(caller: BusEndpoint) -> int:
+    """Store the base set over the bus; retried by ``eventually`` until the policy replica
+    holds the caller's generation of the platform key (it rotated when the caller joined)."""
     request = policy_pb2.PutEntitiesRequest(entities=[entity(e) for e in ENTITIES])
-    await caller.bus.request(PUT_ENTITIES_SUBJECT, request, topic="platform", timeout=5)
+    try:
+        await caller.bus.request(PUT_ENTITIES_SUBJECT, request, topic="platform", timeout=2)
+    except (DeadlineExceeded, Unavailable) as exc:
+        raise AssertionError(f"no answer yet: {exc.message}") from None
     put = policy_pb2.PutPolicyRequest(id="base", source=BASE)
     reply = await caller.bus.request(PUT_POLICY_SUBJECT, put, topic="platform", timeout=5)
     response = reply.parse(policy_pb2.PutPolicyResponse)
     assert response.policy.updated_by == caller.bus.principal_id
     return int(response.policy.version)
+
+
+async def _allowed(client: PolicyClient) -> PolicyDecision | None:
+    decision = await client.evaluate(PUBLISH)
+    return decision if decision.allowed else None
 
 
 async def test_decisions_through_the_policy_client(replica: Replica, caller: BusEndpoint) -> None:
@@ -90,9 +106,11 @@ async def test_writes_only_from_services_and_agents_ask_only_about_themselves(
     agent, agent_task, agent_nc = await open_endpoint(nats_server, services, "a", "agent")
     try:
         await eventually(lambda: node.bus.groups.latest("platform") is not None, timeout=15)
-        # A node may ask for decisions, not write.
-        decision = await PolicyClient(node.bus, timeout_s=5).evaluate(PUBLISH)
-        assert decision.allowed
+        # A node may ask for decisions, not write. (Its joining rotated the platform key:
+        # until the replica holds the new generation, the client fails closed.)
+        client = PolicyClient(node.bus, timeout_s=1)
+        decision = await eventually(lambda: _allowed(client), timeout=15)
+        assert decision.policies == ("trusted-publish",)
         put = policy_pb2.PutPolicyRequest(id="evil", source=BASE.replace("no-secret", "x"))
         error = await expect_error(
             node.bus.request(PUT_POLICY_SUBJECT, put, topic="platform", timeout=5)
