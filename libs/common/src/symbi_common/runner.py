@@ -11,7 +11,8 @@ start-up
 
 shutdown (SIGTERM, SIGINT, a crashed task, or :meth:`Runtime.request_stop`) — ordered,
 idempotent, under one hard timeout:
-    health NOT_SERVING → gRPC stop with grace → cancel the process's loops (stops intake) →
+    health NOT_SERVING → gRPC stop with grace → ``service.drain()`` when the service has
+    one (finish in-flight work) → cancel the process's loops (stops intake) →
     NATS drain (flushes what was published) → ``service.close()`` → NATS close → metrics
     server close → flush traces.
 
@@ -335,6 +336,11 @@ class ProcessRunner:
         self._stopping = True
         await self._step("health", lambda: self.grpc.set_serving(False))
         await self._step("grpc", self.grpc.stop)
+        # Optional: a service may finish in-flight work (e.g. flush buffered audit events)
+        # while its loops and NATS are still up.
+        drain = getattr(self.service, "drain", None)
+        if self._started and callable(drain):
+            await self._step("service-drain", drain)
         # Intake stops before the drain: the loops' pull subscriptions are unsubscribed when
         # they are cancelled. nats-py's drain() otherwise waits its whole timeout (30 s) once a
         # pull fetch has timed out. A message a cancelled handler did not finish is not acked,

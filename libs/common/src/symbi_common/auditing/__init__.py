@@ -85,7 +85,8 @@ class AuditRecorder:
         trace_id: str = "",
         event_id: uuid.UUID | None = None,
     ) -> AuditEvent:
-        event = AuditEvent.create(
+        # Created with the key id already in place, so signing re-encodes the event once.
+        unsigned = AuditEvent.create(
             event_type=event_type,
             actor=actor or self.keys.principal_id,
             details=details,
@@ -93,8 +94,9 @@ class AuditRecorder:
             trace_id=trace_id,
             compliance_tags=compliance_tags,
             event_id=event_id,
+            publisher_key_id=self.keys.key_id,
         )
-        return sign_event(event, self.keys.key_id, self.keys.signing_key)
+        return sign_event(unsigned, self.keys.key_id, self.keys.signing_key)
 
     async def record(
         self,

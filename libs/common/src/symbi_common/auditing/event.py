@@ -135,6 +135,9 @@ def timestamp_micros(moment: datetime) -> int:
     return (moment.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_text(name: str, value: object, *, required: bool) -> str:
     if not isinstance(value, str):
         raise InvalidArgument(f"{name} must be a string, got {type(value).__name__}")
@@ -145,7 +148,7 @@ def _check_text(name: str, value: object, *, required: bool) -> str:
             f"{name} is {len(value)} characters; at most {_MAX_TEXT} are allowed",
             details={"field": name},
         )
-    if any(ch < " " or ch == "\x7f" for ch in value):
+    if _CONTROL.search(value):
         raise InvalidArgument(f"{name} contains control characters", details={"field": name})
     return value
 
@@ -374,7 +377,9 @@ class AuditEvent:
 
 def sign_event(event: AuditEvent, key_id: str, key: nacl.signing.SigningKey) -> AuditEvent:
     """A copy of ``event`` signed by a publisher: Ed25519 over its signing payload."""
-    unsigned = dataclasses.replace(event, publisher_key_id=key_id, publisher_signature=b"")
+    unsigned = event
+    if event.publisher_key_id != key_id or event.publisher_signature:
+        unsigned = dataclasses.replace(event, publisher_key_id=key_id, publisher_signature=b"")
     signature = key.sign(unsigned.signing_payload()).signature
     return dataclasses.replace(unsigned, publisher_signature=signature)
 
