@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,12 +221,15 @@ class Cluster:
             await s.channel.close()
 
 
-@pytest_asyncio.fixture
-async def cluster(services: ServiceCluster) -> AsyncIterator[Cluster]:
+@contextlib.asynccontextmanager
+async def open_cluster(
+    services: ServiceCluster, *, policy_stand_in: bool
+) -> AsyncIterator[Cluster]:
+    """The test's platform; with ``policy_stand_in`` the Cedar stand-in answers allocate."""
     assert services.nats_url is not None
-    credentials = services.authority.issue("svc-policy-standin", "service")
+    credentials = services.authority.issue("svc-scheduler-tester", "service")
     nc = await nats.connect(
-        services.nats_url, inbox_prefix=inbox_prefix("svc-policy-standin").encode()
+        services.nats_url, inbox_prefix=inbox_prefix("svc-scheduler-tester").encode()
     )
     js = nc.jetstream()
     await Provisioner(js, NatsSection()).provision()
@@ -233,10 +237,11 @@ async def cluster(services: ServiceCluster) -> AsyncIterator[Cluster]:
     policy = CedarPolicy()
     c = Cluster(services, services.nats_url, policy, endpoint)
     loop = asyncio.get_running_loop()
-    tasks = [
-        loop.create_task(endpoint.run()),
-        loop.create_task(endpoint.bus.serve(EVALUATE_SUBJECT, policy.evaluate, queue="policy")),
-    ]
+    tasks = [loop.create_task(endpoint.run())]
+    if policy_stand_in:
+        tasks.append(
+            loop.create_task(endpoint.bus.serve(EVALUATE_SUBJECT, policy.evaluate, queue="policy"))
+        )
     try:
         yield c
     finally:
@@ -245,6 +250,20 @@ async def cluster(services: ServiceCluster) -> AsyncIterator[Cluster]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await nc.close()
+
+
+@pytest_asyncio.fixture
+async def cluster(services: ServiceCluster) -> AsyncIterator[Cluster]:
+    """Scheduler processes, simulated nodes, and the Cedar stand-in for policy."""
+    async with open_cluster(services, policy_stand_in=True) as c:
+        yield c
+
+
+@pytest_asyncio.fixture
+async def bare_cluster(services: ServiceCluster) -> AsyncIterator[Cluster]:
+    """The same without the stand-in: the test starts the real policy service."""
+    async with open_cluster(services, policy_stand_in=False) as c:
+        yield c
 
 
 async def rpc_error(call: Any) -> SymbiError:
