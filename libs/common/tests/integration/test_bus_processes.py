@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import subprocess
 import sys
 import threading
@@ -103,9 +104,13 @@ async def platform_key_for(platform: Platform, peer_principal: str) -> None:
     async def member() -> bool:
         assert platform.endpoint.topic_keys is not None
         entry = await platform.endpoint.directory.groups_kv.get(f"meta.{topic_token('platform')}")
+        state = json.loads(entry.value or b"{}")
+        latest = bus.groups.latest("platform")
+        # The peer is a member of the current generation, and we publish with that one.
         return (
-            peer_principal in (entry.value or b"").decode()
-            and bus.groups.latest("platform") is not None
+            peer_principal in state.get("members", {})
+            and latest is not None
+            and latest[0] == state["generation"]
         )
 
     await eventually(member, timeout=15)

@@ -165,6 +165,9 @@ class ConsumerSpec:
     ack_wait_s: float | None = None
     max_deliver: int | None = None
     name: str = ""  # label in metrics and audit; the durable by default
+    #: Consumed by several principals (a work queue): what one member cannot open (a key
+    #: generation from before it joined) goes back to the group instead of being terminated.
+    shared: bool = False
 
     @property
     def label(self) -> str:
@@ -178,7 +181,7 @@ class ConsumerSpec:
     @classmethod
     def work_queue(cls, stream: str, subject: str, group: str) -> ConsumerSpec:
         """A consumer shared by a group: each message goes to exactly one member."""
-        return cls(stream, group, (subject,))
+        return cls(stream, group, (subject,), shared=True)
 
     @classmethod
     def subscription(
@@ -648,6 +651,15 @@ class SecureBus:
                 # take seconds); back off up to ~30 s in all before giving up.
                 await msg.nak(delay=self._key_wait_delay(delivered))
                 CONSUMED.labels(spec.label, "waiting_for_key").inc()
+                return
+            if (
+                spec.shared
+                and rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
+                and delivered < self.config.max_deliver
+            ):
+                # Another member of the group may hold the key this one lacks.
+                await msg.nak(delay=0.2)
+                CONSUMED.labels(spec.label, "left_to_group").inc()
                 return
             if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
                 await msg.ack()  # processed before: acknowledge again, act never
