@@ -647,6 +647,16 @@ class SandboxRunner:
                 code = waiter.result()
                 if code != 0 and await self._engine.oom_killed(cid):
                     return ExecutionState.OOM_KILLED, code, _oom_reason(execution)
+                if code == _OOM_EXIT and execution.tier is Tier.GVISOR:
+                    # gVisor's own OOM killer ends the task with SIGKILL without a cgroup OOM
+                    # event, so Docker does not always flag it; nothing else sends SIGKILL to a
+                    # task we did not stop.
+                    return (
+                        ExecutionState.OOM_KILLED,
+                        code,
+                        _oom_reason(execution)
+                        + " (SIGKILL inside gVisor; Docker did not flag OOM)",
+                    )
                 return ExecutionState.EXITED, code, f"exited with code {code}"
             if stopper in done:
                 grace = execution._stop_grace_s
