@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,15 +18,19 @@ START_TIMEOUT_S = 90
 
 
 def symbi_cli(
-    *args: str, timeout: float = START_TIMEOUT_S + 60
+    *args: str, timeout: float = START_TIMEOUT_S + 60, home: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``symbi`` as a separate process, as a user would."""
+    """Run ``symbi`` as a separate process, as a user would (``home``: its SYMBI_HOME)."""
+    env = dict(os.environ)
+    if home is not None:
+        env["SYMBI_HOME"] = str(home)
     return subprocess.run(
         [sys.executable, "-m", "symbi_cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=env,
     )
 
 
@@ -63,8 +68,8 @@ class LocalPlatform:
         return str(self.state["nats_url"])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``symbi <args> --data-dir <this platform>``."""
-        return symbi_cli(*args, "--data-dir", str(self.data_dir))
+        """``symbi <args>`` against this platform (SYMBI_HOME points at it)."""
+        return symbi_cli(*args, home=self.data_dir)
 
     def down(self) -> subprocess.CompletedProcess[str]:
         return symbi_cli("down", "--data-dir", str(self.data_dir))
