@@ -35,7 +35,7 @@ bench: sync host
 	@for b in bench/*.py; do echo "== $$b"; $(UV) run --no-sync python $$b || exit 1; done
 
 up: sync host             ## run the whole platform in the foreground (Ctrl-C stops it)
-	@$(UV) run --no-sync symbi up
+	@$(UV) run --no-sync symbi up --demo
 
 down:
 	@$(UV) run --no-sync symbi down

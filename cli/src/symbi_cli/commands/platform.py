@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import grpc
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from symbi_cli.demo import run_demo
 from symbi_cli.local import (
     LocalPlatform,
     PlatformState,
@@ -71,7 +73,7 @@ def _colour(status: str) -> str:
     return f"[{'green' if good else 'red'}]{status}[/]"
 
 
-async def _foreground(platform: LocalPlatform) -> int:
+async def _foreground(platform: LocalPlatform, demo: bool = False) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,6 +95,14 @@ async def _foreground(platform: LocalPlatform) -> int:
             platform.state.status = "failed"
             return 1
         console.print(_table(platform.state, await service_health(platform.state)))
+        if demo:
+            console.print(
+                "[bold]Running the platform's main job (an example agent, end to end):[/]"
+            )
+            try:
+                await run_demo(platform.state, lambda line: console.print(f"  {line}"))
+            except (SymbiError, grpc.aio.AioRpcError) as error:
+                err.print(f"[red]the demo job failed:[/] {error}")
         console.print("All services are SERVING. Ctrl-C stops the platform.")
         await platform.watch(stop)
         return 0
@@ -170,6 +180,12 @@ def up(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for every service to be SERVING.")
     ] = 20.0,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Once up, run an example agent end to end (what `make up` does)."
+        ),
+    ] = False,
 ) -> None:
     """Start NATS JetStream and all seven services locally; Ctrl-C stops them all."""
     if detach:
@@ -180,7 +196,7 @@ def up(
         start_timeout_s=timeout,
         on_progress=lambda m: err.print(f"[dim]{m}[/]"),
     )
-    raise typer.Exit(asyncio.run(_foreground(platform)))
+    raise typer.Exit(asyncio.run(_foreground(platform, demo)))
 
 
 def status(data_dir: DataDir = Path(".symbi")) -> None:
