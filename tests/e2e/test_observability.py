@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 
 from symbi_common.launcher import SERVICES
 from symbi_testing import LocalPlatform, eventually_sync
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -71,6 +74,24 @@ def test_prometheus_scrapes_every_service(tmp_path: Path, local_platform: LocalP
         # gRPC metrics are there for every service (health checks during start-up count).
         handled = query(port, "sum by (service) (grpc_server_handled_total)")
         assert {r["metric"]["service"] for r in handled} == set(SERVICES)  # type: ignore[index]
+        # Every metric the Grafana dashboard charts is one the services really export.
+        exported = set()
+        for info in state["services"].values():
+            with urllib.request.urlopen(f"http://{info['metrics']}/metrics", timeout=5) as response:
+                for line in response.read().decode().splitlines():
+                    if line.startswith("# TYPE "):
+                        exported.add(line.split()[2])
+        dashboard = json.loads((ROOT / "deploy" / "grafana" / "symbi-overview.json").read_text())
+        expressions = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        charted = {
+            re.sub(r"_(bucket|sum|count)$", "", name)
+            for expr in expressions
+            for name in re.findall(r"\b((?:symbi|grpc_server)_[a-z_]+)\b", expr)
+        }
+        assert charted, "the dashboard charts nothing"
+        assert charted <= exported, f"charted but never exported: {sorted(charted - exported)}"
+        for expr in expressions:  # and Prometheus accepts every expression
+            query(port, expr.replace("$service", ".*"))
     finally:
         if prometheus is not None:
             prometheus.terminate()
