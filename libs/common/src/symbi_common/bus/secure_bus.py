@@ -38,6 +38,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js import api as js_api
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from symbi.bus.v1 import envelope_pb2, events_pb2
@@ -66,13 +67,15 @@ from symbi_common.errors import (
     error_for_code,
 )
 from symbi_common.jetstream.spec import Subjects
-from symbi_common.telemetry import current_trace
+from symbi_common.telemetry import current_trace, extract_trace
 
 __all__ = ["ConsumerSpec", "Handler", "Received", "SecureBus"]
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
+
+_TRACER = trace.get_tracer("symbi.bus")
 
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 ERROR_CONTENT_TYPE = "application/x-symbi-error"
@@ -673,7 +676,21 @@ class SecureBus:
             CONSUMED.labels(spec.label, "rejected").inc()
             return
         try:
-            await handler(received)
+            if received.envelope.trace:
+                # The sender was inside a trace: the handling continues it (Jaeger shows the
+                # hop across the bus). Untraced messages cost nothing here.
+                with _TRACER.start_as_current_span(
+                    f"bus consume {spec.label}",
+                    context=extract_trace(received.envelope.trace),
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "nats",
+                        "messaging.destination.name": received.subject,
+                    },
+                ):
+                    await handler(received)
+            else:
+                await handler(received)
         except asyncio.CancelledError:
             raise
         except SymbiError as exc:
