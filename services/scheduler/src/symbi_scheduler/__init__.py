@@ -49,7 +49,7 @@ from .queue import TaskQueue
 from .reports import ActivationReport, CycleReport, Placement, TickReport
 from .resources import NodeCapacity, ResourceRequest
 from .status import DecisionMeter, SchedulerStatus
-from .task import TaskOutcome, TaskRecord, TaskResult, TaskSpec, TaskState
+from .task import StartReport, TaskOutcome, TaskRecord, TaskResult, TaskSpec, TaskState
 
 __all__ = [
     "ActivationReport",
@@ -95,6 +95,7 @@ __all__ = [
     "SchedulerDriver",
     "SchedulerOptions",
     "SchedulerStatus",
+    "StartReport",
     "StopOrder",
     "SystemClock",
     "TaskDispatcher",

@@ -38,6 +38,7 @@ from .events import (
     CONSUME_BATCH,
     JOURNAL_STREAM,
     LEASE_KEY,
+    STATUS_PULLERS,
     NodeEvents,
     heartbeat_consumer,
     lease_bucket,
@@ -49,6 +50,7 @@ from .kv_lease import KvLeaseStore
 from .lease import LeaderElection
 from .metrics import DecisionLatency, StatusCollector
 from .nats_errors import nats_call
+from .outbox import Outbox
 from .policy_allocation import PolicyAllocation
 from .priority import SandboxTier
 from .servicer import SchedulerServicer
@@ -113,6 +115,7 @@ class SchedulerService:
         clock = SystemClock()
         hub = WatchHub(buffer=section.watch_buffer, max_watchers=section.max_watchers)
         latency = DecisionLatency()
+        outbox = Outbox(capacity=section.outbox_capacity, concurrency=section.outbox_concurrency)
         enforce = settings.security.enforce_policies
         if not enforce:
             log.warning("security.enforce_policies is off: placements are not asked of policy")
@@ -120,11 +123,13 @@ class SchedulerService:
             journal=JetStreamJournal(
                 js, names.stream_name(JOURNAL_STREAM), timeout_s=section.port_timeout_s
             ),
-            dispatcher=BusDispatcher(bus, clock, stop_grace_ms=section.stop_grace_ms),
+            dispatcher=BusDispatcher(
+                bus, clock, stop_grace_ms=section.stop_grace_ms, outbox=outbox
+            ),
             policy=PolicyAllocation(
                 PolicyClient(bus, timeout_s=section.policy_timeout_s), enforce=enforce
             ),
-            lifecycle=StatusNotifier(bus, clock),
+            lifecycle=StatusNotifier(bus, clock, outbox=outbox),
             clock=clock,
             options=self.options,
             listener=hub.publish,
@@ -188,6 +193,7 @@ class SchedulerService:
         runtime.spawn(
             bus.consume(hb_spec, events.on_heartbeat, batch=CONSUME_BATCH), name="heartbeats"
         )
+        runtime.spawn(outbox.run(), name="outbox")
         runtime.spawn(driver.run(), name="scheduler-driver")
         runtime.spawn(self._resign_on_stop(), name="resign-on-stop")
         log.info(
@@ -220,9 +226,13 @@ class SchedulerService:
             log.info("leading (term %s): consuming task statuses", parts.election.term)
             spec = status_consumer(self.settings.nats.name_prefix, self.section.ack_timeout_s)
             self._leader_tasks = [
-                runtime.spawn(
-                    runtime.bus.consume(spec, events.on_status, batch=CONSUME_BATCH),
-                    name="statuses",
+                runtime.spawn(events.apply_reports(), name="status-reports"),
+                *(
+                    runtime.spawn(
+                        runtime.bus.consume(spec, events.on_status, batch=CONSUME_BATCH),
+                        name=f"statuses-{i}",
+                    )
+                    for i in range(STATUS_PULLERS)
                 ),
                 runtime.spawn(parts.link.serve(), name="forwarded-requests"),
             ]

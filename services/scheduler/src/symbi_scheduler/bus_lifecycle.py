@@ -16,6 +16,7 @@ from symbi_common.jetstream.spec import Subjects
 
 from .convert import status_for_transition
 from .nats_errors import nats_call
+from .outbox import Outbox
 from .ports import AgentTransition, Clock
 
 __all__ = ["StatusNotifier"]
@@ -28,19 +29,35 @@ PUBLISHED = Counter(
 
 
 class StatusNotifier:
-    """Publishes the scheduler's transitions on the platform topic."""
+    """Publishes the scheduler's transitions on the platform topic (through ``outbox`` when
+    given)."""
 
-    def __init__(self, bus: SecureBus, clock: Clock, *, topic: str = "platform") -> None:
+    def __init__(
+        self,
+        bus: SecureBus,
+        clock: Clock,
+        *,
+        topic: str = "platform",
+        outbox: Outbox | None = None,
+    ) -> None:
         self._bus = bus
         self._clock = clock
         self._topic = topic
+        self._outbox = outbox
 
     async def notify(self, transition: AgentTransition) -> None:
         status = status_for_transition(transition, now=self._clock.now())
         if status is None:
             return
-        async with nats_call(f"status of {transition.task_id}"):
-            await self._bus.publish(
-                self._topic, status, subject=Subjects.task_status(transition.task_id)
-            )
-        PUBLISHED.labels(transition.kind.value).inc()
+
+        async def send() -> None:
+            async with nats_call(f"status of {transition.task_id}"):
+                await self._bus.publish(
+                    self._topic, status, subject=Subjects.task_status(transition.task_id)
+                )
+            PUBLISHED.labels(transition.kind.value).inc()
+
+        if self._outbox is None:
+            await send()
+        else:
+            await self._outbox.put(f"{transition.kind.value} status of {transition.task_id}", send)

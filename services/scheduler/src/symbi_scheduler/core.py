@@ -30,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from symbi_common.errors import (
@@ -68,7 +68,7 @@ from .queue import TaskQueue
 from .reports import ActivationReport, CycleReport, Placement, TickReport
 from .resources import DIMENSIONS
 from .status import DecisionMeter, SchedulerStatus
-from .task import TaskOutcome, TaskRecord, TaskResult, TaskSpec, TaskState
+from .task import StartReport, TaskOutcome, TaskRecord, TaskResult, TaskSpec, TaskState
 
 __all__ = ["SchedulerCore"]
 
@@ -76,6 +76,30 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _RECENT = 1024  # finished tasks remembered for queries and idempotent resubmission
+_BREATHE_S = 0.005  # longest CPU stretch of a cycle without letting the event loop run
+_SHARE_AFTER_S = 0.01  # a cycle steps aside for waiting events after this long
+
+
+class _CoreLock:
+    """The core's lock (FIFO, as ``asyncio.Lock``) that also says whether anyone waits for
+    it, so a scheduling cycle can step aside for events (heartbeats, acknowledgements,
+    requests) between two decisions instead of making them wait for the whole cycle."""
+
+    __slots__ = ("_lock", "waiting")
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.waiting = 0
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 class SchedulerCore:
@@ -103,7 +127,7 @@ class SchedulerCore:
         self._clock = clock
         self._listener = listener
         self._on_decision = on_decision
-        self._lock = asyncio.Lock()
+        self._lock = _CoreLock()
         # Heartbeats are kept while standing by, so a new leader knows the nodes at once.
         self._nodes = NodeRegistry(self._options.nodes)
         self._placer = Placer(self._options.placement)
@@ -130,7 +154,13 @@ class SchedulerCore:
         self._infeasible_since: dict[str, float] = {}
         self._victims: dict[str, Victim] = {}  # RUNNING tasks as the preemption planner sees them
         self._dirty = False
+        # Tasks found unplaceable, and the room epoch they were found so in: until room may
+        # have appeared (a release, a node change, a new preemption victim, a removal, or
+        # the periodic retry), a cycle passes over them without searching again.
+        self._room_epoch = 0
+        self._blocked: dict[str, tuple[int, int, int]] = {}
         self._last_cycle = 0.0
+        self._last_rescan = 0.0
         self._preemptions_total = 0
         self._failed_total = 0
         for node in self._nodes:
@@ -343,6 +373,10 @@ class SchedulerCore:
         bus at start-up is older than one just received). Kept while standing by too (for a
         fast takeover)."""
         age = max(0.0, age_s)
+        # The common case — "still here, nothing changed" — touches liveness only and never
+        # waits for the lock: a long scheduling cycle must not make nodes look silent.
+        if self._nodes.refresh(hb, self._clock.monotonic() - age, wall=self._clock.now() - age):
+            return
         async with self._lock:
             outcome = self._nodes.heartbeat(
                 hb, self._clock.monotonic() - age, wall=self._clock.now() - age
@@ -384,23 +418,44 @@ class SchedulerCore:
         dispatch (that run is told to stop: the task was retried elsewhere or ended)."""
         async with self._lock:
             self.require_active()
-            rec = self._tasks.get(task_id)
-            if rec is not None and rec.dispatch_id == dispatch_id and rec.node_id == node_id:
-                if rec.state is TaskState.RUNNING:
-                    return True  # duplicate acknowledgement
-                if rec.state is TaskState.DISPATCHED:
-                    await self._started(rec)
-                    return True
-            log.warning(
-                "stale start acknowledgement for %s (%s) from %s; stopping that run",
-                task_id,
-                dispatch_id,
-                node_id,
-            )
-            await self._send_stop(
-                StopOrder(node_id, task_id, dispatch_id, "superseded or ended dispatch")
-            )
-            return False
+            return await self._acknowledge(task_id, dispatch_id, node_id)
+
+    async def node_reports(
+        self, reports: Sequence[StartReport | TaskResult]
+    ) -> list[bool | TaskRecord | None]:
+        """Several acknowledgements (``StartReport``) and results at once, in order, under
+        one hold of the core (what each would return alone). Used by the service to apply
+        a burst of node statuses without waiting for the core once per status."""
+        async with self._lock:
+            self.require_active()
+            out: list[bool | TaskRecord | None] = []
+            for report in reports:
+                if isinstance(report, StartReport):
+                    out.append(
+                        await self._acknowledge(report.task_id, report.dispatch_id, report.node_id)
+                    )
+                else:
+                    out.append(await self._task_finished(report))
+            return out
+
+    async def _acknowledge(self, task_id: str, dispatch_id: str, node_id: str) -> bool:
+        rec = self._tasks.get(task_id)
+        if rec is not None and rec.dispatch_id == dispatch_id and rec.node_id == node_id:
+            if rec.state is TaskState.RUNNING:
+                return True  # duplicate acknowledgement
+            if rec.state is TaskState.DISPATCHED:
+                await self._started(rec)
+                return True
+        log.warning(
+            "stale start acknowledgement for %s (%s) from %s; stopping that run",
+            task_id,
+            dispatch_id,
+            node_id,
+        )
+        await self._send_stop(
+            StopOrder(node_id, task_id, dispatch_id, "superseded or ended dispatch")
+        )
+        return False
 
     async def _started(self, rec: TaskRecord) -> None:
         self._tracker.resolve(rec.task_id)
@@ -426,62 +481,65 @@ class SchedulerCore:
         stale (an older dispatch) and changed nothing."""
         async with self._lock:
             self.require_active()
-            rec = self._tasks.get(result.task_id)
-            if rec is None or rec.dispatch_id != result.dispatch_id:
-                log.info(
-                    "ignoring result of %s (%s): not the task's current dispatch",
-                    result.task_id,
-                    result.dispatch_id,
-                )
-                return None
-            now = self._clock.now()
-            outcome = result.outcome
-            if rec.state is TaskState.QUEUED:
-                # Requeued (node lost, or stop confirmed late) but the old run had in fact
-                # finished: do not run it again.
-                if outcome is not TaskOutcome.COMPLETED:
-                    return None
-                self._queue.remove(rec.task_id)
-                final = rec.evolve(
-                    state=TaskState.COMPLETED, updated_at=now, reason="", exit_code=result.exit_code
-                )
-                await self._remove(final)
-                return final
-            self._tracker.resolve(rec.task_id)
-            if rec.state is TaskState.STOPPING:
-                self._stopping.pop(rec.task_id, None)
-                if outcome is TaskOutcome.COMPLETED:
-                    final = rec.evolve(
-                        state=TaskState.COMPLETED,
-                        updated_at=now,
-                        reason="",
-                        exit_code=result.exit_code,
-                    )
-                    await self._remove(final)
-                    return final
-                return await self._requeue_stopped(rec)
-            # DISPATCHED (result before the ack: it did start) or RUNNING
-            if outcome is TaskOutcome.LOST:
-                report = TickReport()
-                why = result.reason or "its run was lost"
-                await self._lost_run(rec, f"node {result.node_id} lost the run: {why}", report)
-                return self._tasks.get(rec.task_id) or self._recent.get(rec.task_id)
-            self._release(rec)
-            if outcome is TaskOutcome.COMPLETED:
-                final = rec.evolve(
-                    state=TaskState.COMPLETED, updated_at=now, reason="", exit_code=result.exit_code
-                )
-                await self._remove(final)
-                return final
-            why = result.reason or (
-                "stopped by its node" if outcome is TaskOutcome.STOPPED else "failed"
+            return await self._task_finished(result)
+
+    async def _task_finished(self, result: TaskResult) -> TaskRecord | None:
+        rec = self._tasks.get(result.task_id)
+        if rec is None or rec.dispatch_id != result.dispatch_id:
+            log.info(
+                "ignoring result of %s (%s): not the task's current dispatch",
+                result.task_id,
+                result.dispatch_id,
             )
+            return None
+        now = self._clock.now()
+        outcome = result.outcome
+        if rec.state is TaskState.QUEUED:
+            # Requeued (node lost, or stop confirmed late) but the old run had in fact
+            # finished: do not run it again.
+            if outcome is not TaskOutcome.COMPLETED:
+                return None
+            self._queue.remove(rec.task_id)
             final = rec.evolve(
-                state=TaskState.FAILED, updated_at=now, reason=why, exit_code=result.exit_code
+                state=TaskState.COMPLETED, updated_at=now, reason="", exit_code=result.exit_code
             )
             await self._remove(final)
-            self._failed_total += 1
             return final
+        self._tracker.resolve(rec.task_id)
+        if rec.state is TaskState.STOPPING:
+            self._stopping.pop(rec.task_id, None)
+            if outcome is TaskOutcome.COMPLETED:
+                final = rec.evolve(
+                    state=TaskState.COMPLETED,
+                    updated_at=now,
+                    reason="",
+                    exit_code=result.exit_code,
+                )
+                await self._remove(final)
+                return final
+            return await self._requeue_stopped(rec)
+        # DISPATCHED (result before the ack: it did start) or RUNNING
+        if outcome is TaskOutcome.LOST:
+            report = TickReport()
+            why = result.reason or "its run was lost"
+            await self._lost_run(rec, f"node {result.node_id} lost the run: {why}", report)
+            return self._tasks.get(rec.task_id) or self._recent.get(rec.task_id)
+        self._release(rec)
+        if outcome is TaskOutcome.COMPLETED:
+            final = rec.evolve(
+                state=TaskState.COMPLETED, updated_at=now, reason="", exit_code=result.exit_code
+            )
+            await self._remove(final)
+            return final
+        why = result.reason or (
+            "stopped by its node" if outcome is TaskOutcome.STOPPED else "failed"
+        )
+        final = rec.evolve(
+            state=TaskState.FAILED, updated_at=now, reason=why, exit_code=result.exit_code
+        )
+        await self._remove(final)
+        self._failed_total += 1
+        return final
 
     # ================================================================= time
     async def tick(self) -> TickReport:
@@ -504,13 +562,14 @@ class SchedulerCore:
                     self._expect(rec, ExpectationKind.STOP, mono + self._ack_timeout)
                     await self._send_stop(self._stop_order(rec, rec.reason))
                     report.stops_resent.append(rec.task_id)
-            # A periodic cycle retries what waits on things that change without an event:
-            # the preemption budget refilling, infeasible tasks timing out.
-            if (
-                len(self._queue)
-                and mono - self._last_cycle >= self._options.nodes.heartbeat_interval_s
-            ):
-                self._dirty = True
+            # A periodic full look retries what waits on things that change without an
+            # event: the preemption budget refilling, cooldowns ending, infeasible tasks
+            # timing out.
+            if mono - self._last_rescan >= self._options.nodes.heartbeat_interval_s:
+                self._last_rescan = mono
+                self._room_epoch += 1
+                if len(self._queue):
+                    self._dirty = True
             return report
 
     def next_deadline(self) -> float | None:
@@ -522,7 +581,7 @@ class SchedulerCore:
             for t in (
                 self._tracker.next_deadline(),
                 self._nodes.next_expiry(),
-                self._last_cycle + self._options.nodes.heartbeat_interval_s
+                self._last_rescan + self._options.nodes.heartbeat_interval_s
                 if len(self._queue)
                 else None,
             )
@@ -614,10 +673,13 @@ class SchedulerCore:
             try:
                 await self._cycle(max_decisions, report, held)
             finally:
+                # Back in line without asking for another cycle: they were just looked at.
+                dirty = self._dirty
                 for rec in held:
                     if rec.task_id in self._tasks and rec.task_id not in self._queue:
                         self._enqueue(rec)
-            if report.decisions >= max_decisions:
+                self._dirty = dirty
+            if report.decisions >= max_decisions or (report.out_of_time and report.decisions):
                 self._dirty = True  # more may fit; let the driver come back
             return report
 
@@ -631,15 +693,42 @@ class SchedulerCore:
         reserved: set[str] = set()
         now = self._clock.now()
         mono = self._clock.monotonic()
+        # Wall time, not the clock port: this bounds how long the lock is held, and how long
+        # the event loop goes without running anything else (bus I/O, liveness updates).
+        clock = time.perf_counter
+        began = clock()
+        yield_at = began + self._options.cycle_budget_s
+        # Events waiting for the core get it after a short slice rather than the whole
+        # budget; not after every decision, or the tasks at the head that cannot be placed
+        # would be re-examined (preemption search included) for every single placement.
+        share_at = began + min(_SHARE_AFTER_S, self._options.cycle_budget_s)
+        breathe_at = began + _BREATHE_S
         while report.decisions < max_decisions and report.waiting < lookahead:
             if accepting and reserved >= accepting:
                 break
+            if report.decisions and self._lock.waiting and clock() >= share_at:
+                report.out_of_time = True  # events waiting for the core go first
+                break
+            if clock() >= yield_at:
+                report.out_of_time = True  # the next cycle (or retry) goes on from the head
+                break
+            if clock() >= breathe_at:
+                await asyncio.sleep(0)
+                breathe_at = clock() + _BREATHE_S
             task_id = queue.pop()
             if task_id is None:
                 break
             started = time.perf_counter()
             rec = self._tasks[task_id]
             spec = rec.spec
+            stamp = self._room_stamp()
+            if self._blocked.get(task_id) == stamp:
+                # Unplaceable when last looked at, and no room has appeared since: it still
+                # holds its nodes back, without searching again.
+                reserved.update(n.node_id for n in nodes.eligible(spec))
+                held.append(rec)
+                report.waiting += 1
+                continue
             matching = nodes.matching(spec)
             node: Node | None
             if rec.tried_nodes:
@@ -674,12 +763,14 @@ class SchedulerCore:
                     )
                 if plan is None:
                     reserved.update(n.node_id for n in eligible)
+                    self._blocked[task_id] = stamp
                     held.append(rec)
                     report.waiting += 1
                     continue
                 node = nodes.get(plan.node_id)
                 assert node is not None
             self._infeasible_since.pop(task_id, None)
+            self._blocked.pop(task_id, None)
             try:
                 decision = await self._allocate(rec, node, plan)
             except (Unavailable, DeadlineExceeded) as exc:
@@ -799,6 +890,12 @@ class SchedulerCore:
     def _release(self, rec: TaskRecord) -> None:
         if self._nodes.release(rec.node_id, rec.task_id):
             self._dirty = True
+            self._room_epoch += 1
+
+    def _room_stamp(self) -> tuple[int, int, int]:
+        # Time is part of it: preemption budgets refill and cooldowns end without an event.
+        period = int(self._clock.monotonic() // self._options.nodes.heartbeat_interval_s)
+        return (self._room_epoch, self._nodes.version, period)
 
     async def _requeue(self, rec: TaskRecord, reason: str, **changes: object) -> TaskRecord:
         """Back to the queue, keeping its place in line (seq and rank)."""
@@ -855,6 +952,8 @@ class SchedulerCore:
         self._stopping.pop(task_id, None)
         self._infeasible_since.pop(task_id, None)
         self._victims.pop(task_id, None)
+        self._blocked.pop(task_id, None)
+        self._room_epoch += 1
         self._tracker.resolve(task_id)
         self._nodes.release(final.node_id, task_id)
         self._recent[task_id] = final
@@ -874,6 +973,7 @@ class SchedulerCore:
             self._queued[rec.priority] += 1
         self._tasks[rec.task_id] = rec
         if rec.state is TaskState.RUNNING:
+            self._room_epoch += 1  # a new possible preemption victim
             self._victims[rec.task_id] = Victim(
                 task_id=rec.task_id,
                 priority=rec.spec.priority,

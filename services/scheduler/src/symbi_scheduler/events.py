@@ -40,12 +40,14 @@ from symbi_common.jetstream.spec import BucketSpec, StreamSpec
 from .convert import FINAL_STATES, NodeDefaults, heartbeat_from_proto, result_from_status
 from .core import SchedulerCore
 from .js_journal import JOURNAL_SUBJECT_PREFIX
-from .task import TaskState
+from .task import StartReport, TaskResult, TaskState
 
 __all__ = [
     "JOURNAL_STREAM",
     "LEASE_KEY",
+    "STATUS_PULLERS",
     "NodeEvents",
+    "ReportBatcher",
     "heartbeat_consumer",
     "lease_bucket",
     "status_consumer",
@@ -64,6 +66,8 @@ JOURNAL_STREAM = StreamSpec(
 )
 LEASE_KEY = "leader"
 CONSUME_BATCH = 1
+#: Status consumers pulling from the one durable at once (their reports are batched).
+STATUS_PULLERS = 8
 STATUS_DURABLE = "scheduler-status"
 
 HEARTBEATS = Counter(
@@ -112,6 +116,55 @@ def status_consumer(prefix: str, ack_timeout_s: float) -> ConsumerSpec:
     )
 
 
+class ReportBatcher:
+    """Applies node reports (acknowledgements, results) to the core in batches.
+
+    Several status consumers run at once (``STATUS_PULLERS``); each handler submits its
+    report and waits until the batch holding it has been applied (journaled) — only then is
+    its message acknowledged, so a crash redelivers it. A batch takes the core once, so a
+    burst of statuses does not queue behind scheduling cycles one status at a time.
+    """
+
+    def __init__(self, core: SchedulerCore, *, max_batch: int = 256) -> None:
+        self._core = core
+        self._max = max_batch
+        self._pending: list[tuple[StartReport | TaskResult, asyncio.Future[None]]] = []
+        self._kick = asyncio.Event()
+
+    async def submit(self, report: StartReport | TaskResult) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((report, future))
+        self._kick.set()
+        await future
+
+    async def run(self) -> None:
+        """Apply batches until cancelled (run while leading)."""
+        try:
+            while True:
+                await self._kick.wait()
+                self._kick.clear()
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                if self._pending:
+                    self._kick.set()
+                batch = [(r, f) for r, f in batch if not f.done()]  # handler cancelled
+                if not batch:
+                    continue
+                try:
+                    await self._core.node_reports([r for r, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            for _, future in self._pending:
+                future.cancel()
+            self._pending.clear()
+
+
 class NodeEvents:
     """Handlers of heartbeats and task statuses, feeding the core."""
 
@@ -129,8 +182,13 @@ class NodeEvents:
         self._defaults = node_defaults
         self._timeout = node_timeout_s
         self._active_wait = active_wait_s
+        self._reports = ReportBatcher(core)
         self._last_sent: dict[str, int] = {}  # node id -> timestamp_ms of its latest heartbeat
         self._stale_logged: dict[str, float] = {}
+
+    async def apply_reports(self) -> None:
+        """Apply submitted statuses until cancelled (a leader task beside the consumers)."""
+        await self._reports.run()
 
     # ---------------------------------------------------------------- heartbeats
     async def on_heartbeat(self, msg: Received) -> None:
@@ -183,23 +241,22 @@ class NodeEvents:
                 reason="NOT_THE_NODE",
             )
         state = status.state
+        report: StartReport | TaskResult
         if state == events_pb2.TaskStatus.STATE_STARTED:
             STATUSES.labels("started").inc()
-            await self._while_active(
-                lambda: self._core.acknowledge(status.task_id, status.dispatch_id, status.node_id)
-            )
+            report = StartReport(status.task_id, status.dispatch_id, status.node_id)
         elif state in FINAL_STATES:
             name = events_pb2.TaskStatus.State.Name(state).removeprefix("STATE_").lower()
             STATUSES.labels(name).inc()
             if state == events_pb2.TaskStatus.STATE_REFUSED and self._refused_late(status):
                 return
-            result = result_from_status(status)
-            await self._while_active(lambda: self._core.task_finished(result))
+            report = result_from_status(status)
         else:
             raise InvalidArgument(
                 f"task status {state} of {status.task_id} is not one a node reports",
                 reason="BAD_TASK_STATUS",
             )
+        await self._while_active(lambda: self._reports.submit(report))
         self._wake()
 
     def _refused_late(self, status: events_pb2.TaskStatus) -> bool:

@@ -218,7 +218,33 @@ class NodeRegistry:
         self._accepting: frozenset[str] = frozenset()
         self._cache_version = -1
 
+    @property
+    def version(self) -> int:
+        """Changes whenever a node joins, leaves, or changes what it offers."""
+        return self._version
+
     # ---------------------------------------------------------------- membership
+    def refresh(self, hb: NodeHeartbeat, now: float, *, wall: float | None = None) -> bool:
+        """Record ``hb`` if it only says "still here": a reachable node whose capacity,
+        tiers, labels and schedulability are unchanged and that runs nothing it was not
+        given. False (and nothing recorded) otherwise: ``heartbeat`` must handle it."""
+        node = self._nodes.get(hb.node_id)
+        if (
+            node is None
+            or not node.reachable
+            or not node.confirmed
+            or node.capacity != hb.capacity
+            or node.tiers != hb.tiers
+            or node.labels != hb.labels
+            or node.schedulable != hb.schedulable
+            or any(t not in node.tasks for t in hb.running)
+        ):
+            return False
+        node.last_seen = max(node.last_seen, now)
+        node.last_heartbeat_at = wall
+        node.reported_running = hb.running
+        return True
+
     def heartbeat(
         self, hb: NodeHeartbeat, now: float, *, wall: float | None = None
     ) -> HeartbeatOutcome:

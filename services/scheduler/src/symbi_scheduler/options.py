@@ -214,6 +214,10 @@ class SchedulerOptions:
     or size) fails after this long instead of waiting forever (requests that no node could
     hold at submission are refused at once). ``port_timeout_s``: the deadline of every call
     through a port. ``rate_window_s``: the window of the decisions-per-second figure.
+    ``cycle_budget_s``: a scheduling cycle holds the core for at most about this long (then
+    it yields, and heartbeats and acknowledgements waiting for the core go first; the next
+    cycle continues where it stopped). A cycle also yields after any decision when an event
+    is waiting for the core.
     """
 
     queue: QueueOptions = field(default_factory=QueueOptions)
@@ -225,8 +229,10 @@ class SchedulerOptions:
     infeasible_timeout_s: float = 300.0
     port_timeout_s: float = 5.0
     rate_window_s: float = 10.0
+    cycle_budget_s: float = 0.05
 
     def __post_init__(self) -> None:
         _positive("scheduler", "infeasible_timeout_s", self.infeasible_timeout_s)
         _positive("scheduler", "port_timeout_s", self.port_timeout_s)
         _positive("scheduler", "rate_window_s", self.rate_window_s)
+        _positive("scheduler", "cycle_budget_s", self.cycle_budget_s)

@@ -22,13 +22,16 @@ class CycleReport:
     """The outcome of one ``SchedulerCore.schedule`` call.
 
     ``waiting``: tasks looked at and left queued (no room, or holding capacity);
-    ``stalled``: why the cycle stopped early (a port did not answer), empty if it did not.
+    ``stalled``: why the cycle stopped early (a port did not answer), empty if it did not;
+    ``out_of_time``: the cycle yielded (time budget used, or an event waited for the core);
+    more may be placeable.
     """
 
     placements: list[Placement] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     waiting: int = 0
     stalled: str = ""
+    out_of_time: bool = False
 
     @property
     def decisions(self) -> int:

@@ -44,7 +44,7 @@ class SchedulerSection(Section):
     #: Unplaceable tasks one cycle passes over before it stops.
     lookahead: int = Field(64, ge=1, le=100_000)
     #: Decisions per scheduling cycle before the loop yields to other work.
-    max_decisions_per_cycle: int = Field(256, ge=1, le=100_000)
+    max_decisions_per_cycle: int = Field(64, ge=1, le=100_000)
 
     # ---- queue
     #: A task's priority rises one level for every this many seconds it waits.
@@ -107,6 +107,14 @@ class SchedulerSection(Section):
     max_cpu_millicores: int = Field(256_000, ge=1)
     max_execution_timeout_s: float = Field(7 * 86_400.0, gt=0)
     max_payload_bytes: int = Field(256 * 1024, ge=0, le=768 * 1024)
+
+    # ---- outbox: orders and lifecycle statuses are sent after the journal write, off the
+    # decision path, up to outbox_concurrency at once; a full outbox holds decisions back.
+    outbox_capacity: int = Field(4096, ge=1, le=1_000_000)
+    outbox_concurrency: int = Field(64, ge=1, le=4096)
+    #: A cycle holds the core for at most this long before heartbeats and acknowledgements
+    #: waiting for it go first (it also steps aside after any decision when they wait).
+    cycle_budget_s: float = Field(0.05, gt=0, le=10)
 
     # ---- WatchQueue
     #: Events buffered per watcher; a watcher that falls further behind is disconnected
@@ -178,6 +186,7 @@ class SchedulerSection(Section):
             ),
             infeasible_timeout_s=self.infeasible_timeout_s,
             port_timeout_s=self.port_timeout_s,
+            cycle_budget_s=self.cycle_budget_s,
         )
 
 

@@ -29,6 +29,7 @@ from .priority import Priority, SandboxTier
 from .resources import ResourceRequest
 
 __all__ = [
+    "StartReport",
     "TaskOutcome",
     "TaskRecord",
     "TaskResult",
@@ -211,6 +212,15 @@ class TaskOutcome(enum.Enum):
     FAILED = "failed"
     STOPPED = "stopped"  # stopped on request (preemption, cancellation) or by the node
     LOST = "lost"  # the node lost the run (e.g. restarted without it): it runs again elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class StartReport:
+    """A node's acknowledgement that it started ``dispatch_id`` (its STARTED status)."""
+
+    task_id: str
+    dispatch_id: str
+    node_id: str
 
 
 @dataclass(frozen=True, slots=True)
