@@ -17,8 +17,19 @@ callers back while its audit buffer is full: its sustained throughput includes t
 The last line is what CI reads: `policy batch/cedarpy ratio: <x>` — (d) with the
 service's cache off over cedarpy.is_authorized_batch (a), the lower of the two policy sets.
 
+``--section writes`` measures policy-document writes instead, as the lifecycle service makes
+them (one ``agents/<agent id>`` document of compiled DSL Cedar per agent create), against a
+real policy service process on a real NATS with 0 / 1,000 / 5,000 / 10,000 per-agent
+documents already stored (written straight into the bucket, then the service restarted):
+  (w1) how long a replica takes to start serving on the stored documents,
+  (w2) PutPolicy of new agent documents one at a time: latency and rate,
+  (w3) PutPolicy with 16 calls in flight: latency and rate,
+  (w4) at the largest size, Evaluate about the stored agents (each asked once, so the
+       decision cache cannot answer), one call at a time: latency.
+
     uv run python bench/policy.py            # full size
     uv run python bench/policy.py --quick    # a few seconds, for development
+    uv run python bench/policy.py --section writes [--agents 0,1000] [--quick]
 """
 
 from __future__ import annotations
@@ -449,9 +460,12 @@ class RemoteService:
         )
         return int(put.policy.version)
 
-    def wait_version(self, version: int) -> None:
+    def wait_version(self, version: int, entities_version: int = 0) -> None:
         deadline = time.monotonic() + 30
-        while self._stub.GetStatus(policy_pb2.GetStatusRequest(), timeout=5).version < version:
+        while True:
+            status = self._stub.GetStatus(policy_pb2.GetStatusRequest(), timeout=5)
+            if status.version >= version and status.entities_version >= entities_version:
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.label} never put policy version {version} in force")
             time.sleep(0.01)
@@ -480,6 +494,14 @@ class RemoteService:
 
     def evaluate_batch(self, request: Any) -> object:
         return self._stub.EvaluateBatch(request, timeout=30)
+
+    def put_policy(self, name: str, text: str, agent: str) -> object:
+        """Store one agent's document as lifecycle does (origin ``dsl:<agent id>``)."""
+        request = policy_pb2.PutPolicyRequest(id=name, source=text, origin=f"dsl:{agent}")
+        return self._stub.PutPolicy(request, timeout=120)
+
+    def metric(self, name: str, prefix: bool = False) -> float:
+        return self._metric(name, prefix=prefix)
 
     def audit_refused(self) -> float:
         """Audit events the service's buffer refused (full): each is a logged failure."""
@@ -543,10 +565,242 @@ def policy_services(root: Path) -> Iterator[list[RemoteService]]:
         server.stop()
 
 
+# ---------------------------------------------------------------------- writes
+
+
+WRITE_SIZES = (0, 1_000, 5_000, 10_000)
+WRITE_CONCURRENCY = 16
+
+
+def agent_template() -> str:
+    """An agent's compiled DSL Cedar (examples/agents/assistant.symbi: 7 policies, all
+    ``principal == Symbi::Agent::"assistant"``), to be renamed per agent."""
+    from symbi_common.dsl.source import load_agents
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "agents" / "assistant.symbi"
+    (definition,) = load_agents(path.read_text(), file=str(path), agent_ids={})
+    return definition.cedar.text
+
+
+def agent_id(i: int) -> str:
+    return f"agent-{i:06d}"
+
+
+def agent_document(template: str, i: int) -> str:
+    return template.replace('"assistant"', f'"{agent_id(i)}"').replace(
+        "agent/assistant/", f"agent/{agent_id(i)}/"
+    )
+
+
+def agent_entity(i: int) -> dict[str, Any]:
+    return {
+        "uid": {"type": "Symbi::Agent", "id": agent_id(i)},
+        "attrs": {"owner": "bench", "sandbox_tier": "docker", "capabilities": ["answer"]},
+        "parents": [],
+    }
+
+
+async def preload(url: str, template: str, count: int, extra: int) -> tuple[int, int]:
+    """Write ``count + extra`` agent entities (plus the datasets the decision requests name)
+    and ``count`` agent documents straight into the policy bucket; returns the policy-set
+    and entities versions this makes."""
+    import nats
+
+    from symbi_policy.kv_source import KvPolicySource
+
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        kv = await js.key_value("symbi_policy")
+        source = KvPolicySource(kv, js, "symbi_policy", timeout_s=30)
+        entities = [agent_entity(i) for i in range(count + extra)]
+        entities += [
+            {"uid": {"type": "Symbi::Dataset", "id": f"d{i}"}, "attrs": {}, "parents": []}
+            for i in range(10)
+        ]
+        revision = await source.upsert_entities(entities, updated_by="bench")
+        window = asyncio.Semaphore(256)
+
+        async def put(i: int) -> int:
+            async with window:
+                document = await source.put_policy(
+                    f"agents/{agent_id(i)}",
+                    agent_document(template, i),
+                    updated_by="bench",
+                    origin=f"dsl:{agent_id(i)}",
+                )
+                return document.revision
+
+        revisions = await asyncio.gather(*(put(i) for i in range(count)))
+        return max(revisions, default=0), revision
+    finally:
+        await client.close()
+
+
+@dataclass
+class WriteRun:
+    agents: int
+    startup_s: float
+    single: Result
+    concurrent: Result
+    partitions: float
+    documents: float
+    decisions: Result | None
+
+
+def write_scenario(root: Path, template: str, agents: int, quick: bool) -> WriteRun:
+    """One fresh NATS and bucket with ``agents`` stored documents; a replica started on them."""
+    from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
+    from symbi_testing.services import ServiceCluster
+
+    single_count = 20 if quick else 100
+    concurrent_count = 40 if quick else 320
+    new = single_count + concurrent_count + 1
+    server = NatsServerProcess(NatsServerConfig(store_dir=root / "nats", sync_always=True))
+    server.start()
+    cluster = ServiceCluster(root / "services", server.url, server.monitor_url)
+    env = {"SYMBI_LOG_LEVEL": "warning", "SYMBI_POLICY__FIRST_BUILD_TIMEOUT_S": "1800"}
+    try:
+        # A first replica provisions the bucket; the documents go straight into it.
+        asyncio.run(cluster.start_serving("policy", instance="w0", env=env))
+        versions = asyncio.run(preload(server.url, template, agents, new))
+        cluster.stop_all()
+        started = time.perf_counter()
+        process = cluster.start("policy", instance="w1", env=env)
+        asyncio.run(process.wait_serving(timeout_s=1800))
+        startup = time.perf_counter() - started
+        assert process.grpc_address is not None
+        service = RemoteService("writes", process.grpc_address, process.metrics_address)
+        try:
+            service.wait_version(*versions)
+            partitions_before = service.metric("symbi_policy_partitions_built_total", True)
+            documents_before = service.metric("symbi_policy_documents_built_total", True)
+
+            def put(i: int) -> object:
+                return service.put_policy(
+                    f"agents/{agent_id(i)}", agent_document(template, i), agent_id(i)
+                )
+
+            single = run_single(
+                "(w2) PutPolicy, one at a time", put, list(range(agents, agents + single_count))
+            )
+            partitions = service.metric("symbi_policy_partitions_built_total", True)
+            documents = service.metric("symbi_policy_documents_built_total", True)
+            first = agents + single_count + 1
+            concurrent = run_parallel(
+                f"(w3) PutPolicy, {WRITE_CONCURRENCY} in flight",
+                put,
+                list(range(first, first + concurrent_count)),
+                WRITE_CONCURRENCY,
+            )
+            decisions = None
+            if agents and agents == max(WRITE_SIZES if not quick else (agents,)):
+                decisions = run_single(
+                    "(w4) gRPC Evaluate, each agent once",
+                    service.evaluate,
+                    agent_questions(agents, 500 if quick else 2_000),
+                )
+            return WriteRun(
+                agents,
+                startup,
+                single,
+                concurrent,
+                (partitions - partitions_before) / (single_count + 1),
+                (documents - documents_before) / (single_count + 1),
+                decisions,
+            )
+        finally:
+            service.close()
+    finally:
+        cluster.stop_all()
+        server.stop()
+
+
+def agent_questions(agents: int, count: int) -> list[Any]:
+    """Evaluate requests about distinct stored agents (read_context of a dataset, which
+    their own policies permit with audit_full): no two alike, so none is a cache hit."""
+    rng = random.Random(11)
+    chosen = rng.sample(range(agents), min(count, agents))
+    requests = []
+    for i in chosen:
+        message = policy_pb2.AuthorizationRequest(
+            principal=policy_pb2.EntityRef(type="Symbi::Agent", id=agent_id(i)),
+            action="read_context",
+            resource=policy_pb2.EntityRef(type="Symbi::Dataset", id=f"d{i % 10}"),
+        )
+        requests.append(policy_pb2.EvaluateRequest(request=message))
+    return requests
+
+
+def run_parallel(
+    name: str, call: Callable[[Any], object], items: list[Any], concurrency: int
+) -> Result:
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock = time.perf_counter_ns
+
+    def timed(item: Any) -> float:
+        t0 = clock()
+        call(item)
+        return clock() - t0
+
+    start = clock()
+    with ThreadPoolExecutor(concurrency) as pool:
+        timings = list(pool.map(timed, items))
+    return Result(name, timings, (clock() - start) / 1e9, len(items))
+
+
+def writes_section(sizes: tuple[int, ...], quick: bool) -> None:
+    template = agent_template()
+    runs = []
+    for agents in sizes:
+        with tempfile.TemporaryDirectory(prefix=f"symbi-bench-policy-w{agents}-") as tmp:
+            run = write_scenario(Path(tmp), template, agents, quick)
+        runs.append(run)
+        print(
+            f"{agents:>6} agent documents: (w1) replica serving after {run.startup_s:6.1f} s; "
+            f"partitions built per write {run.partitions:.1f}, documents {run.documents:.1f}",
+            flush=True,
+        )
+        for result in (run.single, run.concurrent, run.decisions):
+            if result is not None:
+                print(
+                    f"       {result.name:<40} p50 {result.quantile(0.5) / 1000:8.2f} ms  "
+                    f"p99 {result.quantile(0.99) / 1000:8.2f} ms  {result.throughput:7.1f}/s",
+                    flush=True,
+                )
+    print(
+        "\n| stored agent documents | replica start | PutPolicy 1 at a time p50 / p99, rate "
+        f"| PutPolicy {WRITE_CONCURRENCY} in flight p50 / p99, rate |"
+    )
+    for run in runs:
+        print(
+            f"| {run.agents:,} | {run.startup_s:.1f} s "
+            f"| {run.single.quantile(0.5) / 1000:.1f} / {run.single.quantile(0.99) / 1000:.1f} ms, "
+            f"{run.single.throughput:.0f}/s "
+            f"| {run.concurrent.quantile(0.5) / 1000:.1f} / {run.concurrent.quantile(0.99) / 1000:.1f} ms, "
+            f"{run.concurrent.throughput:.0f}/s |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small run for development")
+    parser.add_argument(
+        "--section",
+        choices=("decisions", "writes"),
+        default="decisions",
+        help="decisions (default; CI reads its last line) or policy-document writes",
+    )
+    parser.add_argument(
+        "--agents",
+        default=",".join(str(n) for n in WRITE_SIZES),
+        help="stored agent documents per write scenario (comma-separated)",
+    )
     args = parser.parse_args()
+    if args.section == "writes":
+        writes_section(tuple(int(n) for n in args.agents.split(",")), args.quick)
+        return
     count = 2_000 if args.quick else 20_000
     rounds = 2 if args.quick else 5
     # One gRPC call costs ~100x a decision: fewer single calls keep the run short.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "LexError",
@@ -23,11 +24,22 @@ __all__ = [
     "tokenize",
 ]
 
-# Longest operators first so that `==` is not read as two `=`.
-_OPERATORS = ("==", "!=", "<=", ">=", "&&", "||", "::")
-_SINGLE = set("()[]{},;.<>!+-*%:=@")
-_IDENT = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
-_INT = re.compile(r"[0-9]+")
+# One token at a time, after any whitespace and `//` comments (an atomic group: skipped
+# text is never given back). Alternatives in the order a hand-written lexer would try them:
+# strings, template slots, identifiers, integers, then operators, longest first so that
+# `==` is not read as two `=`. Nothing matching at a position is a lexical error there.
+_TOKEN = re.compile(
+    r"""(?>(?:\s+|//[^\n]*\n?)*)
+    (?:(?P<token>
+        "(?:[^"\\]|\\[\s\S])*"
+      | \?[_a-zA-Z][_a-zA-Z0-9]*
+      | [_a-zA-Z][_a-zA-Z0-9]*
+      | [0-9]+
+      | == | != | <= | >= | && | \|\| | ::
+      | [()\[\]{},;.<>!+\-*%:=@]
+    ))?""",
+    re.VERBOSE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +53,11 @@ class Position:
         return f"{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    """One token: its text and its [start, end) character offsets in the source."""
+class Token(NamedTuple):
+    """One token: its text and its [start, end) character offsets in the source.
+
+    A named tuple: documents are tokenized on every compile, and tuples are built in C.
+    """
 
     text: str
     start: int
@@ -82,62 +96,25 @@ class Statement:
 def tokenize(source: str) -> tuple[list[Token], LexError | None]:
     """Tokens of ``source`` up to the first lexical error (returned alongside, or None)."""
     tokens: list[Token] = []
-    i = 0
-    n = len(source)
-    while i < n:
-        ch = source[i]
-        if ch.isspace():
-            i += 1
-            continue
-        if source.startswith("//", i):
-            newline = source.find("\n", i)
-            i = n if newline < 0 else newline + 1
-            continue
-        if ch == '"':
-            end = _string_end(source, i)
-            if end < 0:
-                return tokens, LexError(i, "unterminated string literal")
-            tokens.append(Token(source[i:end], i, end))
-            i = end
-            continue
-        if ch == "?":
-            match = _IDENT.match(source, i + 1)
-            if match is None:
-                return tokens, LexError(i, "`?` must start a template slot such as `?principal`")
-            tokens.append(Token(source[i : match.end()], i, match.end()))
-            i = match.end()
-            continue
-        match = _IDENT.match(source, i) or _INT.match(source, i)
-        if match is not None:
-            tokens.append(Token(match.group(), i, match.end()))
-            i = match.end()
-            continue
-        op = next((o for o in _OPERATORS if source.startswith(o, i)), None)
-        if op is not None:
-            tokens.append(Token(op, i, i + len(op)))
-            i += len(op)
-            continue
-        if ch in _SINGLE:
-            tokens.append(Token(ch, i, i + 1))
-            i += 1
-            continue
-        return tokens, LexError(i, f"unexpected character {ch!r}")
+    append = tokens.append
+    # Every match starts where the previous one ended (the pattern matches, possibly empty,
+    # at any position); one without a token is the end of the text or a lexical error.
+    for found in _TOKEN.finditer(source):
+        start, end = found.span("token")
+        if start < 0:
+            stop = found.end()
+            return tokens, (_lex_error(source, stop) if stop < len(source) else None)
+        append(Token(source[start:end], start, end))
     return tokens, None
 
 
-def _string_end(source: str, start: int) -> int:
-    """Offset just past the string literal opening at ``start``, or -1 if it never closes."""
-    i = start + 1
-    n = len(source)
-    while i < n:
-        ch = source[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == '"':
-            return i + 1
-        i += 1
-    return -1
+def _lex_error(source: str, i: int) -> LexError:
+    ch = source[i]
+    if ch == '"':
+        return LexError(i, "unterminated string literal")
+    if ch == "?":
+        return LexError(i, "`?` must start a template slot such as `?principal`")
+    return LexError(i, f"unexpected character {ch!r}")
 
 
 def split_statements(tokens: list[Token]) -> list[Statement]:

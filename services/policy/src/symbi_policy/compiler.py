@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import cedarpy
@@ -43,6 +46,8 @@ __all__ = [
 #: Document names: usable as KV keys and file paths (`agents/analyst`, `base.network`).
 DOCUMENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,127}")
 
+#: Batches smaller than this compile on the calling thread (a pool costs more than it saves).
+_PARALLEL_FROM = 64
 _EOF = "unexpected end of input"
 _ACTION_TYPE = f"{NAMESPACE}::Action"
 _UNEXPECTED_SEMICOLON = "unexpected token `;`"
@@ -78,6 +83,8 @@ class CompiledDocument:
     name: str
     digest: str  # sha256 of the text, hex
     policies: tuple[CompiledPolicy, ...]
+    #: The text it was compiled from (tells an unchanged document from a changed one).
+    source: str = field(default="", compare=False, repr=False)
 
 
 def validate_document_name(name: str) -> None:
@@ -102,34 +109,76 @@ class PolicyCompiler:
     Thread-safe: ``compile`` may run in worker threads and on the event loop at once.
     """
 
-    def __init__(self, schema: cedarpy.Schema | None = None, *, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        schema: cedarpy.Schema | None = None,
+        *,
+        cache_size: int = 4096,
+        workers: int | None = None,
+    ) -> None:
+        """``workers``: threads :meth:`compile_many` uses for large batches (default: the
+        CPUs this process may use, at most 4)."""
         self._schema = schema if schema is not None else symbi_schema()
         self._cache: OrderedDict[tuple[str, str], CompiledDocument] = OrderedDict()
         self._cache_size = cache_size
         # The reloader compiles in a worker thread while PutPolicy compiles on the loop.
         self._lock = threading.Lock()
+        self._workers = workers if workers is not None else min(4, _usable_cpus())
 
     @property
     def schema(self) -> cedarpy.Schema:
         """The schema policies are validated against."""
         return self._schema
 
-    def compile(self, name: str, text: str) -> CompiledDocument:
-        """Check ``text`` as document ``name``; raise PolicyValidationError listing problems."""
+    def compile(self, name: str, text: str, *, release_gil: bool = False) -> CompiledDocument:
+        """Check ``text`` as document ``name``; raise PolicyValidationError listing problems.
+
+        ``release_gil``: let other threads run while Cedar validates. Worth it in worker
+        threads; on the event loop it is not, because taking the GIL back from a busy
+        thread can wait a whole switch interval (5 ms).
+        """
         key = (name, text)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        compiled = self._compile(name, text)
+        compiled = self._compile(name, text, release_gil)
         with self._lock:
             self._cache[key] = compiled
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return compiled
 
-    def _compile(self, name: str, text: str) -> CompiledDocument:
+    def has_compiled(self, name: str, text: str) -> bool:
+        """Whether ``compile(name, text)`` would answer from the cache (valid and recent)."""
+        with self._lock:
+            return (name, text) in self._cache
+
+    def compile_many(
+        self, documents: Sequence[tuple[str, str]]
+    ) -> list[CompiledDocument | PolicyValidationError]:
+        """Compile (name, text) pairs; each result is the document or why it is invalid.
+
+        Large batches (a replica starting on thousands of stored documents) are spread over
+        worker threads: Cedar validates without holding the GIL, so on N cores up to N
+        documents validate at once while another thread tokenizes.
+        """
+
+        parallel = self._workers > 1 and len(documents) >= _PARALLEL_FROM
+
+        def one(document: tuple[str, str]) -> CompiledDocument | PolicyValidationError:
+            try:
+                return self.compile(*document, release_gil=parallel)
+            except PolicyValidationError as exc:
+                return exc
+
+        if not parallel:
+            return [one(d) for d in documents]
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="policy-compile") as pool:
+            return list(pool.map(one, documents, chunksize=16))
+
+    def _compile(self, name: str, text: str, release_gil: bool) -> CompiledDocument:
         validate_document_name(name)
         tokens, lex_error = tokenize(text)
         statements = split_statements(tokens)
@@ -140,11 +189,11 @@ class PolicyCompiler:
                 [PolicyProblem(name, 1, 1, "document contains no policies")]
             )
         try:
-            cedarpy.PolicySet.from_str(text)
+            # Parses with Cedar's parser (what PolicySet.from_str runs) and converts.
+            est = json.loads(cedarpy.policies_to_json_str(text))
         except ValueError as exc:
-            raise PolicyValidationError(_parse_problems(name, text, statements, str(exc))) from None
-
-        est = json.loads(cedarpy.policies_to_json_str(text))
+            whole = _parses(text) or str(exc)
+            raise PolicyValidationError(_parse_problems(name, text, statements, whole)) from None
         problems: list[PolicyProblem] = []
         ids = [_generated_or_declared_id(name, s) for s in statements]
         for template_key in est.get("templates") or {}:
@@ -161,7 +210,7 @@ class PolicyCompiler:
                 )
             )
         if not problems:
-            problems.extend(self._schema_problems(name, text, statements, ids))
+            problems.extend(self._schema_problems(name, text, statements, ids, release_gil))
 
         static: dict[str, dict[str, Any]] = est.get("staticPolicies") or {}
         compiled: list[CompiledPolicy] = []
@@ -189,12 +238,17 @@ class PolicyCompiler:
             raise PolicyValidationError(sorted(problems, key=lambda p: (p.line, p.column)))
         compiled.sort(key=lambda p: p.index)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        return CompiledDocument(name, digest, tuple(compiled))
+        return CompiledDocument(name, digest, tuple(compiled), text)
 
     def _schema_problems(
-        self, name: str, text: str, statements: list[Statement], ids: list[str]
+        self,
+        name: str,
+        text: str,
+        statements: list[Statement],
+        ids: list[str],
+        release_gil: bool,
     ) -> list[PolicyProblem]:
-        result = cedarpy.validate_policies(text, self._schema)
+        result = cedarpy.validate_policies(text, self._schema, release_gil=release_gil)
         if result.validation_passed:
             return []
         problems = []
@@ -288,6 +342,13 @@ def _scope_principal(scope: Any) -> tuple[str, str] | None:
         if isinstance(entity, dict) and "type" in entity and "id" in entity:
             return (str(entity["type"]), str(entity["id"]))
     return None
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _positional_index(policy_id: str, count: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -17,9 +18,17 @@ import cedarpy
 
 from symbi_common.cedar import ENTITY_TYPES
 from symbi_policy.errors import PolicyProblem, PolicyValidationError
+from symbi_policy.persistent import PersistentMap
 from symbi_policy.schema import qualify_type
 
-__all__ = ["EntityCatalog", "EntityUid", "compile_entities", "normalize_entities"]
+__all__ = [
+    "EntityCatalog",
+    "EntityUid",
+    "compile_entities",
+    "empty_entities",
+    "normalize_entities",
+    "update_entities",
+]
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:@/+=-]*")
 _KNOWN_TYPES = frozenset(qualify_type(t) for t in ENTITY_TYPES)
@@ -102,11 +111,11 @@ class EntityCatalog:
     """A parsed, schema-checked entity set and the uids it holds, at one version."""
 
     handle: cedarpy.Entities
-    uids: frozenset[EntityUid]
+    uids: AbstractSet[EntityUid]
     version: int
     #: Each entity's JSON text as the source stored it, when the set was built per entity
-    #: (lets the next build add to this one instead of parsing everything again).
-    texts: Mapping[EntityUid, str] | None = None
+    #: (lets the next build change this one instead of parsing everything again).
+    texts: PersistentMap[EntityUid, str] | None = None
 
     def __contains__(self, uid: object) -> bool:
         return uid in self.uids
@@ -120,13 +129,15 @@ def compile_entities(
     document: str = "entities",
     by_uid: Mapping[EntityUid, str] | None = None,
     previous: EntityCatalog | None = None,
+    release_gil: bool = False,
 ) -> EntityCatalog:
     """Parse and check an entities JSON document; PolicyValidationError says which entity.
 
     With ``by_uid`` (the same entities, one JSON text per uid) and a ``previous`` catalog
     built the same way, a set that only *adds* entities to ``previous`` is built by adding
     them to its handle: O(added + base clone) instead of parsing every entity again (1 s
-    at 10,000 entities). Any change or removal parses the whole set.
+    at 10,000 entities). Any change or removal parses the whole set. ``release_gil``: let
+    other threads run while Cedar parses (for builds in a worker thread).
     """
     if by_uid is not None and previous is not None and previous.texts is not None:
         grown = _grow(previous, by_uid, schema, version, document)
@@ -143,14 +154,76 @@ def compile_entities(
     except ValueError as exc:
         raise PolicyValidationError([PolicyProblem(document, 1, 1, str(exc))]) from None
     try:
-        handle = cedarpy.Entities.from_json_str(json.dumps(entities), schema)
+        payload = json.dumps(entities)
+        if release_gil:
+            handle = cedarpy.Entities.from_json_str(payload, schema, release_gil=True)
+        else:
+            handle = cedarpy.Entities.from_json_str(payload, schema)
     except ValueError as exc:
         raise PolicyValidationError(
             _entity_problems(document, entities, schema, str(exc))
         ) from None
     uids = frozenset(EntityUid(e["uid"]["type"], e["uid"]["id"]) for e in entities)
-    texts = dict(by_uid) if by_uid is not None and frozenset(by_uid) == uids else None
-    return EntityCatalog(handle, uids, version, texts)
+    if by_uid is not None and len(by_uid) == len(uids) and all(u in by_uid for u in uids):
+        texts: PersistentMap[EntityUid, str] = (
+            by_uid if isinstance(by_uid, PersistentMap) else PersistentMap(by_uid)
+        )
+        return EntityCatalog(handle, texts.keys(), version, texts)
+    return EntityCatalog(handle, uids, version, None)
+
+
+def empty_entities(schema: cedarpy.Schema, version: int = 0) -> EntityCatalog:
+    """No entities, kept per entity (so that the next build can add to it)."""
+    texts: PersistentMap[EntityUid, str] = PersistentMap()
+    return EntityCatalog(cedarpy.Entities.from_json_str("[]", schema), texts.keys(), version, texts)
+
+
+def update_entities(
+    previous: EntityCatalog,
+    changes: Mapping[EntityUid, str | None],
+    schema: cedarpy.Schema,
+    *,
+    version: int,
+    document: str = "entities",
+) -> EntityCatalog:
+    """``previous`` (built per entity) with each uid's JSON text set, or removed for None.
+
+    Only additions: the new entities are parsed and added to ``previous``'s handle (Cedar
+    clones the base, it does not parse it again). A changed or removed entity parses the
+    whole set (cedarpy cannot take entities out of a handle), in Cedar without the GIL.
+    Raises PolicyValidationError naming the entities that are wrong.
+    """
+    texts = previous.texts
+    if not changes:
+        if version == previous.version:
+            return previous
+        return EntityCatalog(previous.handle, previous.uids, version, texts)
+    if texts is None:
+        raise ValueError("update_entities needs a catalog built per entity")
+    additions: dict[EntityUid, str] = {}
+    rewritten = False
+    removals: list[EntityUid] = []
+    for uid, text in changes.items():
+        old = texts.get(uid)
+        if text is None:
+            if old is not None:
+                removals.append(uid)
+        elif old is None:
+            additions[uid] = text
+        elif old != text:
+            additions[uid] = text
+            rewritten = True
+    if not additions and not removals:
+        return EntityCatalog(previous.handle, previous.uids, version, texts)
+    updated = texts.evolve(additions, removals)
+    if not rewritten and not removals:
+        grown = _add(previous, additions, updated, schema, version, document)
+        if grown is not None:
+            return grown
+    joined = "[" + ",".join(updated[uid] for uid in sorted(updated)) + "]"
+    return compile_entities(
+        joined, schema, version=version, document=document, by_uid=updated, release_gil=True
+    )
 
 
 def _grow(
@@ -168,14 +241,27 @@ def _grow(
     for uid, text in old.items():
         if by_uid.get(uid) != text:
             return None  # removed or changed
-    added = [uid for uid in by_uid if uid not in old]
+    added = {uid: by_uid[uid] for uid in by_uid if uid not in old}
     if not added:
         return EntityCatalog(previous.handle, previous.uids, version, old)
+    return _add(previous, added, old.evolve(added), schema, version, document)
+
+
+def _add(
+    previous: EntityCatalog,
+    added: Mapping[EntityUid, str],
+    texts: PersistentMap[EntityUid, str],
+    schema: cedarpy.Schema,
+    version: int,
+    document: str,
+) -> EntityCatalog | None:
+    """``previous`` plus ``added`` (new uids), or None when an added text is malformed
+    (the caller parses the whole set, which names the problem)."""
     try:
-        raw = [json.loads(by_uid[uid]) for uid in added]
+        raw = [json.loads(added[uid]) for uid in added]
         entities = normalize_entities(raw)
     except ValueError:
-        return None  # let the full parse name the problem
+        return None
     if any(
         EntityUid(e["uid"]["type"], e["uid"]["id"]) != uid
         for e, uid in zip(entities, added, strict=True)
@@ -187,7 +273,7 @@ def _grow(
         raise PolicyValidationError(
             _entity_problems(document, entities, schema, str(exc))
         ) from None
-    return EntityCatalog(handle, previous.uids | frozenset(added), version, dict(by_uid))
+    return EntityCatalog(handle, texts.keys(), version, texts)
 
 
 def _entity_problems(

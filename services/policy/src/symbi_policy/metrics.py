@@ -53,6 +53,27 @@ class EngineCollector(Collector):
             "Policy sets that failed to build (the previous set stayed).",
             value=stats.rejections,
         )
+        yield CounterMetricFamily(
+            "symbi_policy_documents_built",
+            "Documents compiled into installed policy sets (only changed or new ones are).",
+            value=stats.documents_built,
+        )
+        sets = self._engine.principal_sets
+        partitions = CounterMetricFamily(
+            "symbi_policy_partitions_built",
+            "Cedar policy sets built for partitions: shared (per action), principal (with "
+            "a change), principal_on_use (a decision needed one not kept).",
+            labels=["kind"],
+        )
+        partitions.add_metric(["shared"], stats.shared_partitions_built)
+        partitions.add_metric(["principal"], stats.principal_partitions_built)
+        partitions.add_metric(["principal_on_use"], sets.built_on_use)
+        yield partitions
+        yield GaugeMetricFamily(
+            "symbi_policy_principal_sets",
+            "Principal partitions kept parsed (bounded by principal_set_cache_size).",
+            value=len(sets),
+        )
         status = self._engine.status()
         yield GaugeMetricFamily(
             "symbi_policy_version", "Policy-set version in force.", value=status.version

@@ -1,20 +1,24 @@
 """Hot reload: keep an engine in step with its policy source.
 
 The reloader follows ``PolicySource.watch()`` and keeps the desired state (every document
-and every entity as the source has them). A builder builds a new engine state from the
-desired state off to the side (in a worker thread, so decisions keep flowing) and installs
-it with one swap. Changes that arrive while a build runs are coalesced into the next build,
-so a burst of writes (10,000 agents registering) costs a few builds, not one per write.
-A state that fails validation is recorded as rejected and the state in force stays; the
-next change builds again from the desired state, so fixing the bad document recovers.
+and every entity as the source has them), and which documents and entities were written
+since the state in force was built. A builder hands just those to the engine
+(:meth:`PolicyEngine.prepare_change`), which builds the new state off to the side (in a
+worker thread, so decisions keep flowing) from the state in force, recompiling only what
+changed (ADR 0024), and installs it with one swap. Changes that arrive while a build runs
+are coalesced into the next build, so a burst of writes costs a few builds, not one per
+write. A state that fails validation is recorded as rejected and the state in force stays;
+what it was built from stays pending, so the next change builds it again together with
+the new one, and fixing (or deleting) the bad document recovers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
-from symbi_policy.engine import PolicyEngine
+from symbi_policy.engine import PolicyEngine, StateChange
 from symbi_policy.entities import EntityUid
 from symbi_policy.errors import PolicyValidationError
 from symbi_policy.source import (
@@ -60,6 +64,13 @@ class PolicyReloader:
         self._entities_raw: EntitiesDocument | None = None
         self._entities_version = 0
         self._entities_meta: tuple[int, str] = (0, "")
+        #: What was written since the state in force was built: document names and
+        #: entity uids, or the whole entity set (a snapshot or a whole-set write).
+        self._pending_documents: set[str] = set()
+        self._pending_entities: set[EntityUid] = set()
+        self._pending_all_entities = True
+        self._all_entities_epoch = 0
+        self._names: list[str] | None = None  # sorted document names, until one is added
         self._dirty = asyncio.Event()
         self._ended = False
         self._seen = asyncio.Condition()
@@ -85,24 +96,27 @@ class PolicyReloader:
     def documents(self) -> list[PolicyDocument]:
         """Every document of the desired state, by name (the source as this replica saw it
         last; a write this replica made is in it once :meth:`wait_attempted` returned)."""
-        return [self._policies[name] for name in sorted(self._policies)]
+        if self._names is None:
+            self._names = sorted(self._policies)
+        return [self._policies[name] for name in self._names]
 
     def desired(self) -> SourceSnapshot:
-        """The desired state as one snapshot."""
+        """The desired state as one snapshot (O(everything): for tests and tools)."""
+        return snapshot_from(self._policies, self._desired_entities(), self._policy_version)
+
+    def _desired_entities(self) -> EntitiesDocument | None:
         if self._entities_raw is not None:
-            entities: EntitiesDocument | None = self._entities_raw
-        elif self._entities or self._entities_version:
+            return self._entities_raw
+        if self._entities or self._entities_version:
             updated_at, updated_by = self._entities_meta
-            entities = EntitiesDocument(
+            return EntitiesDocument(
                 join_entities(self._entities),
                 self._entities_version,
                 updated_at,
                 updated_by,
                 by_uid=dict(self._entities),  # a copy: the build runs in another thread
             )
-        else:
-            entities = None
-        return snapshot_from(self._policies, entities, self._policy_version)
+        return None
 
     # ------------------------------------------------------------------ running
 
@@ -151,28 +165,46 @@ class PolicyReloader:
 
     def _track(self, event: SourceEvent) -> None:
         if isinstance(event, SourceSnapshot):
+            # Whatever the state in force holds is in the old desired state or pending.
+            self._pending_documents.update(self._policies)
             self._policies = {d.name: d for d in event.policies}
+            self._pending_documents.update(self._policies)
+            self._names = None
             self._policy_version = event.policy_version
             self._replace_entities(event.entities)
         elif isinstance(event, PolicyPut):
-            self._policies[event.document.name] = event.document
+            name = event.document.name
+            if name not in self._policies:
+                self._names = None
+            self._policies[name] = event.document
+            self._pending_documents.add(name)
             self._policy_version = max(self._policy_version, event.document.revision)
         elif isinstance(event, PolicyDeleted):
-            self._policies.pop(event.name, None)
+            if self._policies.pop(event.name, None) is not None:
+                self._names = None
+            self._pending_documents.add(event.name)
             self._policy_version = max(self._policy_version, event.revision)
         elif isinstance(event, EntitiesPut):
             self._replace_entities(event.document)
         elif isinstance(event, EntityPut | EntityDeleted):
             # A source that writes per entity starts from an empty set when its whole
             # document could not be split (InMemoryPolicySource does): so do we.
-            self._entities_raw = None
+            if self._entities_raw is not None:
+                self._entities_raw = None
+                self._all_entities_changed()
             if isinstance(event, EntityPut):
                 self._entities[event.uid] = event.text
             else:
                 self._entities.pop(event.uid, None)
+            self._pending_entities.add(event.uid)
             self._entities_version = max(self._entities_version, event.revision)
 
+    def _all_entities_changed(self) -> None:
+        self._pending_all_entities = True
+        self._all_entities_epoch += 1
+
     def _replace_entities(self, document: EntitiesDocument | None) -> None:
+        self._all_entities_changed()
         if document is None:
             self._entities, self._entities_raw = {}, None
             self._entities_version = 0
@@ -194,19 +226,65 @@ class PolicyReloader:
                 return
 
     async def _rebuild(self) -> None:
-        snapshot = self.desired()
-        attempt = (snapshot.policy_version, snapshot.entities_version)
+        attempt = (self._policy_version, self._entities_version)
         if attempt == self._last_attempt:
             return
+        change, taken = self._change()
         try:
-            if self._build_in_thread:
-                state = await asyncio.to_thread(self._engine.prepare, snapshot)
+            if self._build_in_thread and not self._engine.is_quick(change):
+                state = await asyncio.to_thread(self._engine.prepare_change, change)
             else:
-                state = self._engine.prepare(snapshot)
+                state = self._engine.prepare_change(change)
         except PolicyValidationError as exc:
-            self._engine.record_rejection(snapshot, exc)
+            # What it was built from stays pending: the next build tries it again.
+            self._engine.record_rejection(change, exc)
         else:
-            self._engine.install(state)
+            moved_on = state.built_on != self._engine.state.serial
+            if self._engine.install(state):
+                self._settle(change, taken)
+            elif moved_on:
+                self._dirty.set()  # built on a state no longer in force: build again
+                return
         async with self._seen:
             self._last_attempt = attempt
             self._seen.notify_all()
+
+    def _change(self) -> tuple[StateChange, int]:
+        """What may differ from the state in force, and the whole-entity-set epoch it
+        covers. Copies what it takes: the build runs in another thread while events
+        keep arriving."""
+        documents = {name: self._policies.get(name) for name in self._pending_documents}
+        whole = self._pending_all_entities or self._engine.state.entities.texts is None
+        epoch = self._all_entities_epoch
+        if whole:
+            change = StateChange(
+                self._policy_version,
+                self._entities_version,
+                documents,
+                replace_entities=True,
+                entities=self._desired_entities(),
+            )
+        else:
+            entities = {uid: self._entities.get(uid) for uid in self._pending_entities}
+            change = StateChange(self._policy_version, self._entities_version, documents, entities)
+        return change, epoch
+
+    def _settle(self, change: StateChange, epoch: int) -> None:
+        """Forget pending writes the installed state holds (unless written again since)."""
+        for name, document in change.documents.items():
+            if self._policies.get(name) is document:
+                self._pending_documents.discard(name)
+        if change.replace_entities:
+            if epoch == self._all_entities_epoch:
+                self._pending_all_entities = False
+                built = change.entities.by_uid if change.entities is not None else None
+                self._settle_entities(built or {}, self._pending_entities.copy())
+        else:
+            self._settle_entities(change.entity_changes, set(change.entity_changes))
+
+    def _settle_entities(
+        self, built: Mapping[EntityUid, str | None], candidates: set[EntityUid]
+    ) -> None:
+        for uid in candidates:
+            if self._entities.get(uid) == built.get(uid):
+                self._pending_entities.discard(uid)
