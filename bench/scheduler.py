@@ -440,7 +440,7 @@ class ProcessResult:
         return self.decisions / self.burst_s
 
 
-async def run_process(tasks: int, nodes: int, seed: int) -> ProcessResult:
+async def run_process(tasks: int, nodes: int, seed: int, linger_s: float = 0.0) -> ProcessResult:
     import sys
     import tempfile
 
@@ -475,6 +475,9 @@ async def run_process(tasks: int, nodes: int, seed: int) -> ProcessResult:
                 "SYMBI_SCHEDULER__NODE_NETWORK_IO_MBPS": "1000",
                 "SYMBI_SCHEDULER__MAX_QUEUED": "200000",
                 "SYMBI_SECURITY__DEFAULT_SANDBOX_TIER": "docker",
+                "SYMBI_SCHEDULER__HEARTBEAT_PULL_BATCH": os.environ.get(
+                    "BENCH_HEARTBEAT_PULL_BATCH", "1"
+                ),
             },
         )
         assert policy.grpc_address is not None
@@ -576,6 +579,9 @@ async def run_process(tasks: int, nodes: int, seed: int) -> ProcessResult:
         await asyncio.sleep(idle_window)
         idle = (cpu_seconds(scheduler.pid) - c0) / (time.perf_counter() - t0)
         final = await stub.GetSystemStatus(status_request, timeout=5)
+        if linger_s:
+            print(f"lingering {linger_s:.0f} s; scheduler pid {scheduler.pid}", flush=True)
+            await asyncio.sleep(linger_s)
         await channel.close()
         return ProcessResult(
             tasks=tasks,
@@ -610,7 +616,13 @@ def main() -> None:
         "--no-process", action="store_true", help="skip (d), the scheduler process on NATS"
     )
     parser.add_argument(
-        "--process-only", action="store_true", help="only (d) (no baseline: no ratio)"
+        "--process-only", action="store_true", help="only (a) and (d), for development"
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        help="keep (d) running idle this many seconds after measuring (to profile it)",
     )
     args = parser.parse_args()
     decisions = args.decisions or (3_000 if args.quick else 20_000)
@@ -647,7 +659,7 @@ def main() -> None:
             return
     tasks, nodes = (2_000, 20) if args.quick else (QUEUED, NODES)
     print(f"\n(d) the scheduler process: {tasks:,} tasks queued over gRPC, then {nodes} nodes join")
-    proc = asyncio.run(run_process(tasks, nodes, args.seed))
+    proc = asyncio.run(run_process(tasks, nodes, args.seed, args.linger))
     print(
         f"submitted {proc.tasks:,} tasks in {proc.submit_s:.1f} s "
         f"({proc.tasks / proc.submit_s:,.0f}/s over gRPC, each journaled before the answer)"

@@ -191,7 +191,8 @@ class SchedulerService:
                 if "not found" not in str(exc).lower():
                     raise
         runtime.spawn(
-            bus.consume(hb_spec, events.on_heartbeat, batch=CONSUME_BATCH), name="heartbeats"
+            bus.consume(hb_spec, events.on_heartbeat, batch=section.heartbeat_pull_batch),
+            name="heartbeats",
         )
         runtime.spawn(outbox.run(), name="outbox")
         runtime.spawn(driver.run(), name="scheduler-driver")
