@@ -85,7 +85,11 @@ class _Discard:
         pass
 
 
-_engine = PolicyEngine(audit=_Discard(), config=EngineConfig(cache_size=0))
+# A generous evaluation budget: this test is about equal decisions, not time (a loaded
+# machine can stall one call past the default 250 ms and deny it, fail closed).
+_engine = PolicyEngine(
+    audit=_Discard(), config=EngineConfig(cache_size=0, max_evaluation_seconds=60.0)
+)
 _engine.apply(
     SourceSnapshot(
         (PolicyDocument("p", POLICIES, 1),), EntitiesDocument(json.dumps(ENTITIES), 1), 1
