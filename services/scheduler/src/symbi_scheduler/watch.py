@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from symbi.scheduler.v1 import scheduler_pb2
 from symbi_common.errors import ResourceExhausted, SymbiError, Unavailable
@@ -24,6 +24,7 @@ from .task import TaskRecord
 __all__ = ["WatchHub"]
 
 DROPPED = Counter("symbi_scheduler_watchers_dropped_total", "Watchers cut off for falling behind.")
+WATCHERS = Gauge("symbi_scheduler_watchers", "WatchQueue streams open on this process.")
 
 
 @dataclass(eq=False)
@@ -99,6 +100,7 @@ class WatchHub:
             )
         watcher = _Watcher(agent_id, asyncio.Queue(maxsize=self._buffer))
         self._watchers.add(watcher)
+        WATCHERS.set(len(self._watchers))
         try:
             now_ms = round(time.time() * 1000)
             for rec in snapshot:
@@ -116,3 +118,4 @@ class WatchHub:
                     await watcher.wake.wait()
         finally:
             self._watchers.discard(watcher)
+            WATCHERS.set(len(self._watchers))

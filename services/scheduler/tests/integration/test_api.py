@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+from typing import Any
 
 from symbi.bus.v1 import events_pb2
 from symbi.common.v1 import common_pb2
@@ -13,6 +14,11 @@ from symbi_common.errors import FailedPrecondition, NotFound, Unavailable
 from symbi_testing import eventually
 
 from .conftest import POLL_S, Cluster, rpc_error
+
+
+async def scrape(scheduler: Any) -> str:
+    url = f"http://{scheduler.process.metrics_address}/metrics"
+    return await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
 
 
 def request(task_id: str) -> pb.ScheduleAgentRequest:
@@ -37,7 +43,12 @@ async def test_watch_cancel_list_and_remove(cluster: Cluster) -> None:
             events.append((event.task.task_id, event.event))
 
     follower = asyncio.create_task(follow())
-    await asyncio.sleep(0.3)  # the stream is open once the server has the call
+
+    async def watching() -> bool:
+        assert "symbi_scheduler_watchers 1.0" in await scrape(scheduler), "watch not open yet"
+        return True
+
+    await eventually(watching, timeout=10, interval=POLL_S)
     await scheduler.stub.ScheduleAgent(request("w1"), timeout=10)
     await scheduler.stub.ScheduleAgent(request("other"), timeout=10)
 
@@ -81,13 +92,7 @@ async def test_watch_cancel_list_and_remove(cluster: Cluster) -> None:
     follower.cancel()
     await asyncio.gather(follower, return_exceptions=True)
 
-    metrics = await asyncio.to_thread(
-        lambda: (
-            urllib.request.urlopen(f"http://{scheduler.process.metrics_address}/metrics")
-            .read()
-            .decode()
-        )
-    )
+    metrics = await scrape(scheduler)
     assert "symbi_scheduler_leader 1.0" in metrics
     assert "symbi_scheduler_decision_seconds_count" in metrics
     assert 'symbi_scheduler_orders_total{kind="dispatch"}' in metrics
