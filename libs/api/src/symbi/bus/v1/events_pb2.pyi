@@ -163,6 +163,44 @@ class TaskStatus(_message.Message):
     dispatch_id: str
     def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., node_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[TaskStatus.State, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., dispatch_id: _Optional[str] = ...) -> None: ...
 
+class TaskOutput(_message.Message):
+    __slots__ = ("task_id", "agent_id", "node_id", "attempt", "dispatch_id", "seq", "stream", "data", "timestamp_ms", "truncated", "skipped_bytes", "final", "total_bytes")
+    class Stream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STREAM_UNSPECIFIED: _ClassVar[TaskOutput.Stream]
+        STREAM_STDOUT: _ClassVar[TaskOutput.Stream]
+        STREAM_STDERR: _ClassVar[TaskOutput.Stream]
+    STREAM_UNSPECIFIED: TaskOutput.Stream
+    STREAM_STDOUT: TaskOutput.Stream
+    STREAM_STDERR: TaskOutput.Stream
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    agent_id: str
+    node_id: str
+    attempt: int
+    dispatch_id: str
+    seq: int
+    stream: TaskOutput.Stream
+    data: bytes
+    timestamp_ms: int
+    truncated: bool
+    skipped_bytes: int
+    final: bool
+    total_bytes: int
+    def __init__(self, task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., node_id: _Optional[str] = ..., attempt: _Optional[int] = ..., dispatch_id: _Optional[str] = ..., seq: _Optional[int] = ..., stream: _Optional[_Union[TaskOutput.Stream, str]] = ..., data: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., truncated: _Optional[bool] = ..., skipped_bytes: _Optional[int] = ..., final: _Optional[bool] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
 class AgentTransition(_message.Message):
     __slots__ = ("agent_id", "from_state", "to_state", "reason", "revision", "timestamp_ms", "actor")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
