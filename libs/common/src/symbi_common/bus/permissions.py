@@ -8,8 +8,8 @@ Roles:
 
 - ``service`` — the platform's own services: everything under ``symbi.>``, the JetStream and
   KV APIs, inboxes.
-- ``node`` — a worker node's sandbox: its task queue, task status, its heartbeat, audit
-  events, direct messages and requests; JetStream consumers only on the TASKS, DIRECT and
+- ``node`` — a worker node's sandbox: its task queue, task status and task output, its
+  heartbeat, audit events, direct messages and requests; JetStream consumers only on the TASKS, DIRECT and
   EVENTS streams; reads of the key buckets; its own certificate.
 - ``agent`` — an external agent: direct messages, agent topics and requests; one consumer, its
   own inbox of direct messages (the filter is part of the create subject, so the server checks
@@ -78,6 +78,7 @@ def permissions_for(role: str, principal_id: str, *, prefix: str = "SYMBI") -> d
             ]
         publish = [
             "symbi.task.status.*",
+            "symbi.task.output.*",  # its tasks' stdout/stderr (services follow them)
             f"symbi.node.heartbeat.{principal_id}",
             "symbi.audit.>",
             "symbi.direct.*",

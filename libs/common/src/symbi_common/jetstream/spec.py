@@ -9,6 +9,7 @@ symbi.audit.<type>             AUDIT       audit events from every service → t
 symbi.task.<node>              TASKS       work queue: scheduler → the sandbox of that node
 symbi.task.control.<node>      EVENTS      stop requests (preemption, cancel) → a node
 symbi.task.status.<task>       EVENTS      started / finished / lost, node → scheduler, lifecycle
+symbi.task.output.<task>       OUTPUT      a task's stdout/stderr, node → followers (capped, 1 h)
 symbi.agent.<event>.<agent>    EVENTS      lifecycle transitions and agent events
 symbi.policy.<event>           EVENTS      policy changes
 symbi.checkpoint.<origin>      EVENTS      signed audit checkpoints
@@ -96,6 +97,10 @@ class Subjects:
         return f"symbi.task.status.{task_id}"
 
     @staticmethod
+    def task_output(task_id: str) -> str:
+        return f"symbi.task.output.{task_id}"
+
+    @staticmethod
     def agent(event: str, agent_id: str) -> str:
         return f"symbi.agent.{event}.{agent_id}"
 
@@ -144,6 +149,15 @@ PLATFORM_STREAMS: tuple[StreamSpec, ...] = (
         ),
         description="Platform events and publish/subscribe topics",
         max_age_s=7 * DAY,
+    ),
+    StreamSpec(
+        name="OUTPUT",
+        subjects=("symbi.task.output.*",),
+        description="Task output (stdout/stderr) published by worker nodes, for followers",
+        max_age_s=3600.0,
+        max_bytes=512 * 1024 * 1024,
+        # Followers replay it; output lost in a server crash is not work lost.
+        durable=False,
     ),
     StreamSpec(
         name="DIRECT",
