@@ -13,6 +13,7 @@ status 2 without a traceback (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -22,7 +23,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -202,10 +211,52 @@ class GrpcSection(Section):
     max_concurrent_rpcs: int = Field(1000, ge=1)
     #: Unary calls that arrive without a deadline get this one (streams are not limited).
     default_deadline_s: float = Field(60.0, gt=0, le=3600)
-    #: mTLS from the cluster CA; all three set → TLS with client certificates required.
+    #: mTLS from the cluster's gRPC CA: all three set → TLS, client certificates required and
+    #: only callers with the roles service, node or user let through (ADR 0012); none set →
+    #: plaintext. Anything in between is refused.
     tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    tls_ca_file: Path | None = None
+    tls_key_file: Path | None = Field(None, validate_default=True)
+    tls_ca_file: Path | None = Field(None, validate_default=True)
+    #: Dev only: listen on a non-loopback host without TLS (anyone who can reach the port can
+    #: call every API). Without it such a listener refuses to start.
+    allow_insecure: bool = Field(False, validate_default=True)
+
+    @field_validator("tls_key_file", "tls_ca_file")
+    @classmethod
+    def _check_tls_complete(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Fields validate in order, so the earlier tls_* keys are in info.data by now.
+        if info.field_name == "tls_key_file":
+            if (value is None) != (info.data.get("tls_cert_file") is None):
+                missing = "tls_key_file" if value is None else "tls_cert_file"
+                raise ValueError(
+                    f"grpc.tls_cert_file and grpc.tls_key_file go together; set grpc.{missing} "
+                    "too (or neither, for plaintext on a loopback host)"
+                )
+        elif (value is None) != (info.data.get("tls_cert_file") is None):
+            raise ValueError(
+                "mTLS needs grpc.tls_ca_file with grpc.tls_cert_file and grpc.tls_key_file; "
+                "set all three (or none, for plaintext on a loopback host)"
+            )
+        return value
+
+    @field_validator("allow_insecure")
+    @classmethod
+    def _check_exposure(cls, value: bool, info: ValidationInfo) -> bool:
+        host = info.data.get("host")
+        if value or host is None or "tls_ca_file" not in info.data:
+            return value  # allowed, or an earlier key is already invalid
+        if info.data["tls_ca_file"] is None and not _is_loopback(host):
+            raise ValueError(
+                f"gRPC would listen on {host} without TLS, open to anyone who can reach it; "
+                "set grpc.tls_cert_file, grpc.tls_key_file and grpc.tls_ca_file, or "
+                "grpc.allow_insecure = true (dev only)"
+            )
+        return value
+
+    @property
+    def mtls(self) -> bool:
+        """TLS with client certificates (and the caller check) is on."""
+        return self.tls_cert_file is not None and self.tls_ca_file is not None
 
 
 class TelemetrySection(Section):
@@ -248,6 +299,15 @@ class BusSection(Section):
     group_key_wait_s: float = Field(10.0, ge=0)
     #: Audit events for refused envelopes, per second per (reason, sender).
     reject_audit_rate: float = Field(5.0, ge=0)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
 
 
 def config_path() -> Path | None:

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from symbi_common.bus import ClusterAuthority
+from symbi_common.errors import Unavailable
+from symbi_common.grpc import ChannelOptions
+from symbi_common.grpc.health import wait_for_health
 from symbi_common.launcher import (
     NODE_SERVICES,
     ServiceProcess,
@@ -73,10 +76,26 @@ class ServiceCluster:
         return process
 
     async def start_serving(
-        self, service: str, *, instance: str | None = None, env: Mapping[str, str] | None = None
+        self,
+        service: str,
+        *,
+        instance: str | None = None,
+        env: Mapping[str, str] | None = None,
+        tls: ChannelOptions | None = None,
+        timeout_s: float = 20.0,
     ) -> ServiceProcess:
+        """Start a service and wait until it is SERVING; ``tls``: the client certificate to
+        ask with when the process listens with mTLS (see :class:`symbi_testing.tls.TestTls`)."""
         process = await asyncio.to_thread(self.start, service, instance=instance, env=env)
-        await process.wait_serving()
+        if tls is None:
+            await process.wait_serving(timeout_s)
+            return process
+        assert process.grpc_address is not None  # set by the ready line
+        try:
+            await wait_for_health(process.grpc_address, timeout_s=timeout_s, tls=tls)
+        except TimeoutError as exc:
+            tail = "\n".join(list(process.output_tail)[-25:])
+            raise Unavailable(f"service {service}: {exc}; its output:\n{tail}") from None
         return process
 
     def stop_all(self) -> None:

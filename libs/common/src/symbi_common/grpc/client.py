@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-__all__ = ["ChannelOptions", "open_channel"]
+__all__ = ["ChannelOptions", "channel_credentials", "open_channel"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,14 @@ class ChannelOptions:
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    #: The name the server's certificate must carry when it differs from the target's host
+    #: (e.g. a port-forward to 127.0.0.1 of a server whose certificate names its DNS name).
+    tls_server_name: str | None = None
     tracing: bool = True
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca_file is not None
 
 
 def _service_config(options: ChannelOptions) -> str:
@@ -63,7 +70,7 @@ def _service_config(options: ChannelOptions) -> str:
 def open_channel(target: str, options: ChannelOptions | None = None) -> grpc.aio.Channel:
     """An aio channel to ``host:port`` (also an async context manager that closes it)."""
     options = options or ChannelOptions()
-    channel_options = [
+    channel_options: list[tuple[str, str | int]] = [
         ("grpc.service_config", _service_config(options)),
         ("grpc.enable_retries", 1),
         ("grpc.max_receive_message_length", options.max_message_bytes),
@@ -71,12 +78,20 @@ def open_channel(target: str, options: ChannelOptions | None = None) -> grpc.aio
     ]
     interceptors = list(aio_client_interceptors()) if options.tracing else []  # type: ignore[no-untyped-call]
     if options.tls_ca_file is not None:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=options.tls_ca_file.read_bytes(),
-            private_key=options.tls_key_file.read_bytes() if options.tls_key_file else None,
-            certificate_chain=options.tls_cert_file.read_bytes() if options.tls_cert_file else None,
-        )
+        if options.tls_server_name:
+            channel_options.append(("grpc.ssl_target_name_override", options.tls_server_name))
         return grpc.aio.secure_channel(
-            target, credentials, options=channel_options, interceptors=interceptors
+            target, channel_credentials(options), options=channel_options, interceptors=interceptors
         )
     return grpc.aio.insecure_channel(target, options=channel_options, interceptors=interceptors)
+
+
+def channel_credentials(options: ChannelOptions) -> grpc.ChannelCredentials:
+    """TLS credentials from ``options``: the CA to trust and this client's certificate."""
+    if options.tls_ca_file is None:
+        raise ValueError("TLS credentials need tls_ca_file")
+    return grpc.ssl_channel_credentials(
+        root_certificates=options.tls_ca_file.read_bytes(),
+        private_key=options.tls_key_file.read_bytes() if options.tls_key_file else None,
+        certificate_chain=options.tls_cert_file.read_bytes() if options.tls_cert_file else None,
+    )

@@ -8,14 +8,28 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from symbi_common.grpc.client import ChannelOptions, channel_credentials
+
 __all__ = ["check_health", "wait_for_health"]
 
 _NAMES = {v: k for k, v in health_pb2.HealthCheckResponse.ServingStatus.items()}
 
 
-async def check_health(target: str, service: str = "", timeout_s: float = 2.0) -> str:
-    """``SERVING``, ``NOT_SERVING``, ``SERVICE_UNKNOWN`` … or ``UNREACHABLE``."""
-    async with grpc.aio.insecure_channel(target) as channel:
+def _channel(target: str, tls: ChannelOptions | None) -> grpc.aio.Channel:
+    if tls is None or not tls.tls:
+        return grpc.aio.insecure_channel(target)
+    options = (
+        [("grpc.ssl_target_name_override", tls.tls_server_name)] if tls.tls_server_name else []
+    )
+    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
+
+
+async def check_health(
+    target: str, service: str = "", timeout_s: float = 2.0, *, tls: ChannelOptions | None = None
+) -> str:
+    """``SERVING``, ``NOT_SERVING``, ``SERVICE_UNKNOWN`` … or ``UNREACHABLE``; over mTLS when
+    ``tls`` carries a CA (and a client certificate)."""
+    async with _channel(target, tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = await stub.Check(
@@ -30,13 +44,18 @@ async def check_health(target: str, service: str = "", timeout_s: float = 2.0) -
 
 
 async def wait_for_health(
-    target: str, want: str = "SERVING", *, service: str = "", timeout_s: float = 20.0
+    target: str,
+    want: str = "SERVING",
+    *,
+    service: str = "",
+    timeout_s: float = 20.0,
+    tls: ChannelOptions | None = None,
 ) -> str:
     """Poll until the health status is ``want``; raises TimeoutError with the last status."""
     deadline = time.monotonic() + timeout_s
     status = "UNREACHABLE"
     while time.monotonic() < deadline:
-        status = await check_health(target, service, timeout_s=min(2.0, timeout_s))
+        status = await check_health(target, service, timeout_s=min(2.0, timeout_s), tls=tls)
         if status == want:
             return status
         await asyncio.sleep(0.05)

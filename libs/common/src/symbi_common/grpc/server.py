@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,6 +29,7 @@ from prometheus_client import Counter, Histogram
 
 from symbi_common.config import GrpcSection
 from symbi_common.errors import DeadlineExceeded, SymbiError, Unimplemented
+from symbi_common.grpc.auth import CallerInterceptor
 from symbi_common.grpc.status import ERROR_METADATA_KEY, error_info, status_code
 
 __all__ = ["GrpcServer", "ServiceBinding"]
@@ -228,6 +230,14 @@ def _wrap_handler(
     return handler
 
 
+def _read_tls_file(key: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        # The process runner reports an OSError at start-up as "cannot start: …" (exit 1).
+        raise OSError(exc.errno, f"grpc.{key} = {path}: cannot read: {exc.strerror}") from None
+
+
 class GrpcServer:
     """An aio gRPC server with Symbi's health, reflection, errors, metrics and tracing.
 
@@ -245,8 +255,15 @@ class GrpcServer:
             ("grpc.max_send_message_length", section.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            aio_server_interceptor(),  # type: ignore[no-untyped-call]
+            _ErrorInterceptor(section.default_deadline_s),
+        ]
+        if section.mtls:
+            # Inside the error interceptor: a refusal gets Symbi's structured error details.
+            interceptors.append(CallerInterceptor())
         self._server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), _ErrorInterceptor(section.default_deadline_s)],  # type: ignore[no-untyped-call]
+            interceptors=interceptors,
             options=options,
             maximum_concurrent_rpcs=section.max_concurrent_rpcs,
         )
@@ -267,9 +284,14 @@ class GrpcServer:
         s = self.section
         if not (s.tls_cert_file and s.tls_key_file):
             return None
-        ca = s.tls_ca_file.read_bytes() if s.tls_ca_file else None
+        ca = _read_tls_file("tls_ca_file", s.tls_ca_file) if s.tls_ca_file else None
         return grpc.ssl_server_credentials(
-            [(s.tls_key_file.read_bytes(), s.tls_cert_file.read_bytes())],
+            [
+                (
+                    _read_tls_file("tls_key_file", s.tls_key_file),
+                    _read_tls_file("tls_cert_file", s.tls_cert_file),
+                )
+            ],
             root_certificates=ca,
             require_client_auth=ca is not None,
         )
