@@ -185,10 +185,14 @@ def _call(address: str | None, action: Callable[[Stub], Awaitable[_T]], what: st
             _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
             raise typer.Exit(_REFUSED) from None
         if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            _err.print(
-                f"[bold red]error:[/] {what}: cannot reach the scheduler at {escape(target)}: "
-                f"{escape(error.message)}"
+            # Without the server's error details the call never reached a scheduler; with
+            # them, the scheduler answered but cannot serve now (e.g. no leader yet).
+            where = (
+                f"cannot reach the scheduler at {escape(target)}: "
+                if error.reason == status.name
+                else ""
             )
+            _err.print(f"[bold red]error:[/] {what}: {where}{escape(error.message)}")
             raise typer.Exit(_UNREACHABLE) from None
         _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
         code = _BAD_INPUT if status == grpc.StatusCode.INVALID_ARGUMENT else _REFUSED

@@ -223,6 +223,16 @@ async def test_scheduler_command_errors(cluster: Cluster, tmp_path: Path) -> Non
     message = await eventually(refused, timeout=30, interval=0.5)
     assert "can never be placed" in message
 
+    # A standby answers status itself, and refuses to stream, naming the leader.
+    standby = await cluster.start_scheduler("b")
+    standby_address = standby.process.grpc_address or ""
+    standby_status = await run(standby_address, "status")
+    assert standby_status.returncode == 0, standby_status.stderr
+    has(standby_status.stdout, "b (standby)", "svc-scheduler-a")
+    refused_watch = await run(standby_address, "watch", "--timeout", "20")
+    assert refused_watch.returncode == 1
+    has(refused_watch.stderr, "this scheduler is a standby", "svc-scheduler-a")
+
     unreachable = await run("127.0.0.1:1", "status")
     assert unreachable.returncode == 3
     assert unreachable.stderr.startswith("error: status: cannot reach the scheduler at 127.0.0.1:1")
