@@ -1,5 +1,9 @@
 """Where the CLI finds a service: ``--address``, ``SYMBI_<SERVICE>_ADDRESS``, or the local
-platform's state file (``symbi up``)."""
+platform's state file (``symbi up``); and how it talks to it: plaintext to the local platform,
+mTLS to a cluster when ``SYMBI_GRPC_TLS_CA``, ``SYMBI_GRPC_TLS_CERT`` and
+``SYMBI_GRPC_TLS_KEY`` name the gRPC CA and a user certificate (``symbi keys tls-issue``).
+``SYMBI_GRPC_TLS_SERVER_NAME`` overrides the name checked in the server's certificate (for a
+port-forward to 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ import grpc
 
 from symbi_cli.local import read_state
 from symbi_common.errors import Unavailable
-from symbi_common.grpc import open_channel
+from symbi_common.grpc import ChannelOptions, open_channel
+from symbi_common.grpc.client import with_environment_tls
 
-__all__ = ["channel_to", "service_address"]
+__all__ = ["channel_options", "channel_to", "service_address"]
 
 
 def service_address(
@@ -36,5 +41,29 @@ def service_address(
     )
 
 
-def channel_to(service: str, *, address: str | None = None) -> grpc.aio.Channel:
-    return open_channel(service_address(service, address=address))
+def channel_options(
+    *,
+    tls_ca: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    tls_server_name: str | None = None,
+) -> ChannelOptions:
+    """Channel options for the CLI: TLS from the arguments (a command's flags) when given,
+    else from ``SYMBI_GRPC_TLS_*``; InvalidArgument names what is missing."""
+    explicit = {
+        "SYMBI_GRPC_TLS_CA": tls_ca,
+        "SYMBI_GRPC_TLS_CERT": tls_cert,
+        "SYMBI_GRPC_TLS_KEY": tls_key,
+        "SYMBI_GRPC_TLS_SERVER_NAME": tls_server_name,
+    }
+    if any(value is not None for value in explicit.values()):
+        given = {name: str(value) for name, value in explicit.items() if value is not None}
+        return with_environment_tls(ChannelOptions(), given)
+    return with_environment_tls(ChannelOptions())
+
+
+def channel_to(
+    service: str, *, address: str | None = None, options: ChannelOptions | None = None
+) -> grpc.aio.Channel:
+    """A channel to ``service`` (see :func:`service_address`), over mTLS when configured."""
+    return open_channel(service_address(service, address=address), options or channel_options())

@@ -1,4 +1,5 @@
-"""``symbi keys``: the cluster root's credentials for principals (agents, nodes, services, users)."""
+"""``symbi keys``: the cluster root's credentials for principals (agents, nodes, services, users),
+and the gRPC CA's X.509 certificates (``tls-ca``, ``tls-issue``) for mTLS between services."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from symbi_common.bus import ClusterAuthority, load_credentials
 from symbi_common.bus.permissions import inbox_prefix
 from symbi_common.crypto.identity import ROLES, Certificate
 from symbi_common.errors import SymbiError
+from symbi_common.grpc.tls import CA_CERT_FILE, CA_KEY_FILE, MAX_VALIDITY_DAYS, TlsAuthority
 
 app = typer.Typer(
     help="Issue, list and revoke principals' credentials (signed by the cluster root)."
@@ -161,3 +163,74 @@ def revoke(
     console.print(
         f"revoked {principal}{' key ' + key_id if key_id else ''}: published to the keyring, NATS reloaded"
     )
+
+
+def _tls_dir(data_dir: Path) -> Path:
+    # A subdirectory: a principal's TLS key must not take the name of its bus key (<id>.key).
+    return data_dir.resolve() / "keys" / "tls"
+
+
+@app.command("tls-ca")
+def tls_ca(
+    data_dir: DataDir = Path(".symbi"),
+    validity_days: Annotated[
+        int, typer.Option("--days", min=1, max=MAX_VALIDITY_DAYS, help="How long the CA is valid.")
+    ] = 3650,
+) -> None:
+    """Create the gRPC CA (X.509, ECDSA P-256) in keys/tls; refuses to replace an existing one."""
+    tls_dir = _tls_dir(data_dir)
+    if (tls_dir / CA_CERT_FILE).is_file() and (tls_dir / CA_KEY_FILE).is_file():
+        console.print(f"the gRPC CA exists: {tls_dir / CA_CERT_FILE} (left as it is)")
+        return
+    try:
+        authority = TlsAuthority.create(tls_dir, days=validity_days)
+    except SymbiError as error:  # half a CA (one of the two files) is never completed
+        raise _fail(error.message) from None
+    until = authority.certificate.not_valid_after_utc.strftime("%Y-%m-%d")
+    console.print(f"created the gRPC CA, valid until {until}")
+    console.print(f"certificate: {tls_dir / CA_CERT_FILE} (ca.crt in the cluster's TLS Secret)")
+    console.print(f"key: {tls_dir / CA_KEY_FILE} (keep it off the cluster)")
+
+
+@app.command("tls-issue")
+def tls_issue(
+    principal: Annotated[
+        str,
+        typer.Argument(help="Principal id, e.g. alice or svc-policy-0 (letters, digits, - and _)."),
+    ],
+    role: Annotated[str, typer.Option(help="service | node | user | agent | issuer")] = "user",
+    dns: Annotated[
+        list[str] | None,
+        typer.Option("--dns", help="A DNS name the server is reached at (repeatable)."),
+    ] = None,
+    ip: Annotated[
+        list[str] | None,
+        typer.Option("--ip", help="An IP address the server is reached at (repeatable)."),
+    ] = None,
+    validity_days: Annotated[
+        int,
+        typer.Option(
+            "--days", min=1, max=MAX_VALIDITY_DAYS, help="How long the certificate is valid."
+        ),
+    ] = 365,
+    data_dir: DataDir = Path(".symbi"),
+    out: Annotated[
+        Path | None, typer.Option(help="Write <id>.crt and <id>.key here (default: keys/tls).")
+    ] = None,
+) -> None:
+    """Issue a gRPC certificate naming symbi://ROLE/PRINCIPAL (and, for a server, its names)."""
+    tls_dir = _tls_dir(data_dir)
+    target = (out or tls_dir).resolve()
+    try:
+        authority = TlsAuthority.open(tls_dir)
+        issued = authority.issue(
+            principal, role, dns_names=dns or (), ip_addresses=ip or (), days=validity_days
+        )
+        cert_path, key_path = issued.write(target)
+    except SymbiError as error:
+        raise _fail(error.message) from None
+    names = ", ".join([issued.caller.uri, *(dns or ()), *(ip or ())])
+    console.print(f"issued a gRPC certificate for [bold]{principal}[/] ({role}): {names}")
+    console.print(f"certificate: {cert_path}")
+    console.print(f"key: {key_path} (0600)")
+    console.print(f"CA: {tls_dir / CA_CERT_FILE}")

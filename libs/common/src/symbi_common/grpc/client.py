@@ -8,18 +8,43 @@ Use as an async context manager (the channel closes on exit)::
             result = await stub.Evaluate(request, timeout=1.0)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
+
+mTLS: options with ``tls_ca_file`` (and this client's certificate and key). Options without
+TLS take it from the environment when ``SYMBI_GRPC_TLS_CA`` is set, with
+``SYMBI_GRPC_TLS_CERT``, ``SYMBI_GRPC_TLS_KEY`` and optionally ``SYMBI_GRPC_TLS_SERVER_NAME``:
+that is how every ``symbi`` command reaches a cluster whose services require client
+certificates (``symbi keys tls-issue <you> --role user``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-__all__ = ["ChannelOptions", "channel_credentials", "open_channel"]
+from symbi_common.errors import InvalidArgument
+
+__all__ = [
+    "TLS_ENVIRONMENT",
+    "ChannelOptions",
+    "channel_credentials",
+    "open_channel",
+    "with_environment_tls",
+]
+
+#: Environment variables that give a client mTLS: CA, certificate, key, server name override.
+TLS_ENVIRONMENT = (
+    "SYMBI_GRPC_TLS_CA",
+    "SYMBI_GRPC_TLS_CERT",
+    "SYMBI_GRPC_TLS_KEY",
+    "SYMBI_GRPC_TLS_SERVER_NAME",
+)
 
 
 @dataclass(frozen=True)
@@ -67,9 +92,42 @@ def _service_config(options: ChannelOptions) -> str:
     )
 
 
+def with_environment_tls(
+    options: ChannelOptions, environ: Mapping[str, str] = os.environ
+) -> ChannelOptions:
+    """``options``, with TLS from ``SYMBI_GRPC_TLS_*`` when it has none of its own.
+
+    A certificate goes with its key, and either needs the CA: anything else is refused with
+    InvalidArgument naming the missing variable (a half-configured client would otherwise
+    fall back to plaintext and fail with a less helpful handshake error)."""
+    if options.tls:
+        return options
+    values = {name: environ.get(name) or None for name in TLS_ENVIRONMENT}
+    files = {name: values[name] for name in TLS_ENVIRONMENT[:3]}
+    if all(value is None for value in files.values()):
+        return options
+    missing = [name for name, value in files.items() if value is None]
+    if missing:
+        raise InvalidArgument(
+            f"client TLS is half configured: set {' and '.join(missing)} too "
+            f"(or unset {', '.join(TLS_ENVIRONMENT[:3])} for plaintext)",
+            reason="CLIENT_TLS_INCOMPLETE",
+            details={"missing": ",".join(missing)},
+        )
+    ca, cert, key = (Path(str(value)) for value in files.values())
+    return dataclasses.replace(
+        options,
+        tls_ca_file=ca,
+        tls_cert_file=cert,
+        tls_key_file=key,
+        tls_server_name=values["SYMBI_GRPC_TLS_SERVER_NAME"] or options.tls_server_name,
+    )
+
+
 def open_channel(target: str, options: ChannelOptions | None = None) -> grpc.aio.Channel:
-    """An aio channel to ``host:port`` (also an async context manager that closes it)."""
-    options = options or ChannelOptions()
+    """An aio channel to ``host:port`` (also an async context manager that closes it); TLS
+    from ``options``, else from the environment (see :func:`with_environment_tls`)."""
+    options = with_environment_tls(options or ChannelOptions())
     channel_options: list[tuple[str, str | int]] = [
         ("grpc.service_config", _service_config(options)),
         ("grpc.enable_retries", 1),
