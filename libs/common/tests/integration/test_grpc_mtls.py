@@ -4,6 +4,9 @@ policy service process started with TLS from its environment."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +192,37 @@ async def test_process_with_mtls(services: ServiceCluster, tmp_path: Path) -> No
             health_pb2.HealthCheckRequest(service="symbi.policy.v1.PolicyService"), timeout=5
         )
     assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_the_probe_asks_health_over_mtls(services: ServiceCluster, tmp_path: Path) -> None:
+    """``python -m symbi_common.grpc.probe``: the chart's exec probe, with the service's own
+    certificate and settings (Kubernetes' gRPC probe cannot do TLS)."""
+    tls = TestTls(tmp_path / "tls")
+    server_env = tls.server_env("svc-policy-t1")
+    process = await services.start_serving(
+        "policy", env=server_env, tls=tls.client("svc-probe", "service")
+    )
+    assert process.grpc_address is not None
+    port = process.grpc_address.rsplit(":", 1)[1]
+
+    def probe(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYMBI_")}
+        env.update({"SYMBI_CONFIG_PATH": "", "SYMBI_GRPC__PORT": port, **extra})
+        return subprocess.run(
+            [sys.executable, "-m", "symbi_common.grpc.probe"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    ok = probe(server_env)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "SERVING"
+    plaintext = probe({})
+    assert plaintext.returncode == 1
+    assert plaintext.stdout.strip() == "UNREACHABLE"
+    partial = probe({"SYMBI_GRPC__TLS_CERT_FILE": server_env["SYMBI_GRPC__TLS_CERT_FILE"]})
+    assert partial.returncode == 2
+    assert "grpc.tls_key_file" in partial.stderr
