@@ -12,7 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from symbi_common.config import load_settings
+from symbi_common.config import ServiceSettings, load_settings
+from symbi_common.errors import ConfigError
 from symbi_common.launcher import SERVICES, module_for
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "symbi"
@@ -91,6 +92,71 @@ def test_every_service_accepts_the_rendered_config(
     assert settings.security.default_sandbox_tier == "docker"
     assert str(settings.keys_dir) == "/etc/symbi/keys"
     assert settings.log_level == "debug"
+    # gRPC listens on the pod network with mTLS from the mounted Secret.
+    assert settings.grpc.host == "0.0.0.0"
+    assert settings.grpc.mtls
+    assert str(settings.grpc.tls_cert_file) == "/etc/symbi/tls/tls.crt"
+    assert str(settings.grpc.tls_key_file) == "/etc/symbi/tls/tls.key"
+    assert str(settings.grpc.tls_ca_file) == "/etc/symbi/tls/ca.crt"
+    assert settings.grpc.allow_insecure is False
+
+
+def workloads(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return [doc for doc in render(values) if doc["kind"] in ("StatefulSet", "DaemonSet")]
+
+
+def test_every_pod_mounts_the_grpc_tls_secret_and_probes_over_mtls() -> None:
+    documents = workloads({"grpc": {"tls": {"secretName": "my-grpc-tls"}}})
+    assert len(documents) == 7
+    for doc in documents:
+        pod = doc["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["grpc-tls"]["secret"]["secretName"] == "my-grpc-tls"
+        container = pod["containers"][0]
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["grpc-tls"] == {
+            "name": "grpc-tls",
+            "mountPath": "/etc/symbi/tls",
+            "readOnly": True,
+        }
+        # Kubernetes' gRPC probe cannot speak TLS: the service's own certificate asks.
+        probes = [container["readinessProbe"]]
+        if doc["kind"] == "StatefulSet":
+            probes.append(container["livenessProbe"])
+        for probe in probes:
+            assert "grpc" not in probe
+            assert probe["exec"]["command"] == ["python", "-m", "symbi_common.grpc.probe"]
+
+
+def test_plaintext_grpc_needs_the_explicit_escape_hatch() -> None:
+    chart = helm.Chart.load(str(CHART))
+    try:
+        with pytest.raises(helm.HelmError, match="allowInsecure"):
+            chart.render({"grpc": {"tls": {"enabled": False}}}, name="symbi", namespace="agents")
+    finally:
+        chart.close()
+    values = {"grpc": {"tls": {"enabled": False}, "allowInsecure": True}}
+    config = rendered_config(values)
+    assert "allow_insecure = true" in config
+    assert "tls_cert_file" not in config
+    for doc in workloads(values):
+        pod = doc["spec"]["template"]["spec"]
+        assert "grpc-tls" not in {v["name"] for v in pod["volumes"]}
+        assert "grpc" in pod["containers"][0]["readinessProbe"]
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_a_rendered_config_without_tls_or_escape_hatch_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The chart never renders this; a hand-edited config map would, and the service refuses.
+    config = rendered_config({"grpc": {"tls": {"enabled": False}, "allowInsecure": True}})
+    path = tmp_path / "config.toml"
+    path.write_text(config.replace("allow_insecure = true\n", ""))
+    monkeypatch.setenv("SYMBI_CONFIG_PATH", str(path))
+    with pytest.raises(ConfigError, match=r"gRPC would listen on 0\.0\.0\.0 without TLS"):
+        load_settings(ServiceSettings)
 
 
 def test_values_are_checked_by_the_schema() -> None:

@@ -25,3 +25,15 @@ app.kubernetes.io/component: {{ .service }}
 {{- define "symbi.serviceName" -}}
 {{- if eq . "mcpGateway" -}}mcp-gateway{{- else -}}{{ . }}{{- end -}}
 {{- end -}}
+
+{{/* Health probe of a service's gRPC port: Kubernetes' gRPC probe when the port is plaintext;
+with mTLS (which that probe cannot speak) the service's own certificate asks, in an exec probe.
+Arguments: dict "root" $ "port" <grpc port>. */}}
+{{- define "symbi.grpcProbe" -}}
+{{- if .root.Values.grpc.tls.enabled -}}
+exec: {command: ["python", "-m", "symbi_common.grpc.probe"]}
+timeoutSeconds: 5
+{{- else -}}
+grpc: {port: {{ .port }}}
+{{- end -}}
+{{- end -}}
