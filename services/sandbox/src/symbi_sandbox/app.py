@@ -38,9 +38,10 @@ from symbi_sandbox.events import PLATFORM, control_consumer, task_consumer
 from symbi_sandbox.identity import AgentIdentityIssuer
 from symbi_sandbox.journal import DispatchJournal
 from symbi_sandbox.nursery import Nursery
+from symbi_sandbox.output import OutputLimits, OutputPublisher
 from symbi_sandbox.policy_gate import BusAuditSink, BusEgressPolicy, PolicyGate
 from symbi_sandbox.reporting import StatusOutbox
-from symbi_sandbox.runner import RunnerConfig, SandboxRunner
+from symbi_sandbox.runner import Execution, RunnerConfig, SandboxRunner
 from symbi_sandbox.servicer import SandboxServicer
 from symbi_sandbox.settings import MAX_WORK_ROOT_CHARS, SandboxSettings
 from symbi_sandbox.task import LimitPolicy, ResolvedLimits
@@ -98,6 +99,7 @@ class SandboxService:
         self._channels: ChannelServer | None = None
         self._journal: DispatchJournal | None = None
         self._outbox: StatusOutbox | None = None
+        self._output: OutputPublisher | None = None
         self._intake: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -181,11 +183,30 @@ class SandboxService:
             ),
         )
 
+        if s.output_max_bytes > 0:
+
+            async def publish_output(message: events_pb2.TaskOutput, msg_id: str) -> None:
+                await bus.publish(
+                    PLATFORM, message, subject=Subjects.task_output(message.task_id), msg_id=msg_id
+                )
+
+            self._output = OutputPublisher(
+                publish_output,
+                nursery,
+                OutputLimits(
+                    chunk_bytes=s.output_chunk_bytes,
+                    linger_s=s.output_linger_ms / 1000,
+                    max_bytes=s.output_max_bytes,
+                ),
+                node_id=node_id,
+            )
+
         self._engine = await DockerEngine.connect(DockerEngineConfig(base_url=s.docker_url))
         runner = SandboxRunner(
             self._engine,
             self.config,
             channels=AgentChannelHost(self._channels, self._sessions, node_id),
+            on_start=self._on_execution,
         )
         entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         runtime.spawn(self._hold(runner, entered), name="sandbox-runner")
@@ -243,6 +264,11 @@ class SandboxService:
         ]
         self._install_signals(runtime)
 
+    def _on_execution(self, execution: Execution) -> None:
+        # Tasks' output goes on the bus; the start-up probes' (before self.runner) does not.
+        if self.runner is not None and self._output is not None:
+            self._output.attach(execution)
+
     # ------------------------------------------------------------------ orderly stop
 
     def _install_signals(self, runtime: Runtime) -> None:
@@ -277,6 +303,8 @@ class SandboxService:
                     await self.dispatcher.idle()
                 if self._outbox is not None:
                     await self._outbox.drained()
+                if self._output is not None:
+                    await self._output.drained()
                 if self._sessions is not None:
                     await self._sessions.aclose()
         except TimeoutError:

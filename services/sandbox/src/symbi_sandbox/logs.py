@@ -10,12 +10,15 @@ beginning of what is retained or from now, and end when the buffer is closed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 __all__ = ["LogBuffer", "LogChunk"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class LogBuffer:
         self._total_bytes = 0
         self._closed = False
         self._changed = asyncio.Event()
+        self._taps: list[Callable[[LogChunk | None], None]] = []
 
     @property
     def total_bytes(self) -> int:
@@ -66,6 +70,7 @@ class LogBuffer:
         self._chunks.append(LogChunk(stream, data, int(time.time() * 1000)))
         self._retained += len(data)
         self._total_bytes += len(data)
+        self._notify(self._chunks[-1])
         while self._retained > self._max_bytes:
             old = self._chunks.popleft()
             self._first_index += 1
@@ -78,6 +83,24 @@ class LogBuffer:
         if not self._closed:
             self._closed = True
             self._wake()
+            self._notify(None)
+
+    def tap(self, listener: Callable[[LogChunk | None], None]) -> list[LogChunk]:
+        """Calls ``listener`` with every chunk appended from now on (``None`` once closed)
+        and returns the chunks retained so far: together, the whole output in order. The
+        listener runs inside :meth:`append` — it must be quick and never raise."""
+        if not self._closed:
+            self._taps.append(listener)
+        return self.snapshot()
+
+    def _notify(self, chunk: LogChunk | None) -> None:
+        for listener in self._taps:
+            try:
+                listener(chunk)
+            except Exception:  # a failing listener must not stop the output pump
+                _log.exception("output listener failed")
+        if chunk is None:
+            self._taps.clear()
 
     def _wake(self) -> None:
         self._changed.set()

@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -271,10 +271,13 @@ class SandboxRunner:
         config: RunnerConfig,
         *,
         channels: ChannelHost | None = None,
+        on_start: Callable[[Execution], None] | None = None,
     ) -> None:
         self._engine = engine
         self._config = config
         self._channels = channels
+        # Told of every execution once its container runs, before any of its output is read.
+        self._on_start = on_start
         self.instance_id = uuid.uuid4().hex[:16]
         self._workspace = Workspace(config.work_root)
         self._uids = UidPool(config.uid_base, config.uid_count)
@@ -488,6 +491,11 @@ class SandboxRunner:
             execution._finish(ExecutionState.REFUSED, None, reason)
             self._retain(execution)
             raise
+        if self._on_start is not None:
+            try:
+                self._on_start(execution)
+            except Exception:  # an observer must not fail a task that runs
+                _log.exception("start observer failed for task %s", task.task_id)
         return execution
 
     async def run(self, task: TaskSpec) -> TaskResult:

@@ -78,6 +78,12 @@ class SandboxSection(Section):
     policy_timeout_s: float = Field(2.0, gt=0, le=60)
     #: Agent certificates are valid for the task's timeout plus this.
     agent_certificate_margin_s: float = Field(300.0, ge=60, le=86_400)
+    #: Task output on the bus (``symbi.task.output.<task>``): bytes published per task before
+    #: one ``truncated`` marker (0: no output on the bus), bytes per message, and how long
+    #: output is coalesced into one message.
+    output_max_bytes: int = Field(1024 * 1024, ge=0, le=64 * 1024 * 1024)
+    output_chunk_bytes: int = Field(16 * 1024, ge=256, le=256 * 1024)
+    output_linger_ms: int = Field(100, ge=0, le=5000)
     #: How long finished dispatch ids are remembered (at-most-once start) when the order
     #: carries no not_after.
     dispatch_retention_s: float = Field(86_400.0, ge=60)

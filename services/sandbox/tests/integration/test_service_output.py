@@ -1,0 +1,140 @@
+"""Task output on the bus: the sandbox process publishes TaskOutput on symbi.task.output.<task>."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from nats.js import api as js_api
+
+from symbi.bus.v1 import events_pb2
+from symbi.common.v1 import common_pb2
+from symbi_common.bus import ConsumerSpec, Received
+from symbi_sandbox.engine import DockerEngine
+from symbi_sandbox.hardening import LABEL_NODE
+from symbi_testing import eventually
+from symbi_testing.services import ServiceCluster
+
+from .platform import SchedulerStandIn, start_node
+
+pytestmark = pytest.mark.docker
+
+Stream = events_pb2.TaskOutput.Stream
+RUNC, RUNSC = common_pb2.SANDBOX_TIER_DOCKER, common_pb2.SANDBOX_TIER_GVISOR
+
+
+class Follower:
+    """Every task's output as a follower reads it from the OUTPUT stream (verified, decrypted)."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list[events_pb2.TaskOutput]] = defaultdict(list)
+        self.senders: set[tuple[str, str]] = set()
+
+    async def on_output(self, received: Received) -> None:
+        message = received.parse(events_pb2.TaskOutput)
+        self.senders.add((received.sender, received.sender_role))
+        self.messages[message.task_id].append(message)
+
+    async def final(self, task_id: str, timeout: float = 60.0) -> list[events_pb2.TaskOutput]:
+        def check() -> list[events_pb2.TaskOutput]:
+            got = self.messages[task_id]
+            assert got, f"{task_id}: no output yet"
+            assert got[-1].final, f"{task_id}: {len(got)} messages, no final yet"
+            return got
+
+        return await eventually(check, timeout=timeout)
+
+
+@pytest_asyncio.fixture
+async def follower(scheduler: SchedulerStandIn) -> AsyncIterator[Follower]:
+    follower = Follower()
+    spec = ConsumerSpec.subscription(
+        "SYMBI_OUTPUT",
+        ("symbi.task.output.*",),
+        f"test-output-{uuid.uuid4().hex[:6]}",
+        deliver_policy=js_api.DeliverPolicy.ALL,
+    )
+    task = asyncio.create_task(scheduler.bus.consume(spec, follower.on_output))
+    try:
+        yield follower
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_stdout_and_stderr_arrive_in_order_then_the_final_marker(
+    scheduler: SchedulerStandIn,
+    follower: Follower,
+    services: ServiceCluster,
+    short_dir: Path,
+    engine: DockerEngine,
+) -> None:
+    name = f"o{uuid.uuid4().hex[:8]}"
+    node = f"node-{name}"
+    await start_node(services, short_dir, name)
+    script = "echo out1; sleep 0.3; echo err1 >&2; sleep 0.3; echo out2; echo out3"
+    for task_id, tier in (("talk-runc", RUNC), ("talk-runsc", RUNSC)):
+        order = await scheduler.assign(node, task_id, command=("sh", "-c", script), tier=tier)
+        messages = await follower.final(task_id)
+        assert [m.seq for m in messages] == list(range(len(messages)))
+        pieces = [(m.stream, m.data) for m in messages if m.data]
+        assert pieces == [
+            (Stream.STREAM_STDOUT, b"out1\n"),
+            (Stream.STREAM_STDERR, b"err1\n"),
+            (Stream.STREAM_STDOUT, b"out2\nout3\n"),  # coalesced: written within the linger
+        ], pieces
+        final = messages[-1]
+        assert (final.total_bytes, final.skipped_bytes, final.data) == (20, 0, b"")
+        assert not any(m.truncated for m in messages)
+        for m in messages:
+            assert (m.task_id, m.agent_id, m.node_id, m.attempt, m.dispatch_id) == (
+                task_id,
+                "agent-test",
+                node,
+                1,
+                order.dispatch_id,
+            )
+        assert (await scheduler.final(task_id)).state == events_pb2.TaskStatus.STATE_SUCCEEDED
+    assert follower.senders == {(node, "node")}  # signed by the node, opened with the group key
+    assert await engine.list_managed({LABEL_NODE: node}) == []
+
+
+async def test_output_beyond_the_cap_is_cut_with_one_marker(
+    scheduler: SchedulerStandIn,
+    follower: Follower,
+    services: ServiceCluster,
+    short_dir: Path,
+    engine: DockerEngine,
+) -> None:
+    name = f"o{uuid.uuid4().hex[:8]}"
+    node = f"node-{name}"
+    cap = 64 * 1024
+    await start_node(services, short_dir, name, SYMBI_SANDBOX__OUTPUT_MAX_BYTES=str(cap))
+    written = 2000 * 1001  # whole lines of 1001 bytes
+    await scheduler.assign(
+        node,
+        "chatty",
+        # Long lines: dockerd's log driver frames each line (the pump reads ~2000 frames here).
+        command=("sh", "-c", f"yes $(printf '%01000d' 7) | head -c {written}; echo bye >&2"),
+    )
+    messages = await follower.final("chatty")
+    data = b"".join(m.data for m in messages)
+    assert len(data) == cap
+    assert data.startswith(b"0" * 999 + b"7\n")
+    assert all(len(m.data) <= 16 * 1024 for m in messages)
+    markers = [m for m in messages if m.truncated]
+    assert len(markers) == 1
+    # Bounded by the cap, not by what was written (uncapped: 123 messages of 16 KiB): full
+    # messages and a few cut early by the 100 ms linger while output starts, plus 2 markers.
+    assert len(messages) <= 2 * (cap // (16 * 1024)) + 2, len(messages)
+    final = messages[-1]
+    assert final.final
+    assert final.total_bytes == written + 4
+    assert final.skipped_bytes == written + 4 - cap
+    assert (await scheduler.final("chatty")).state == events_pb2.TaskStatus.STATE_SUCCEEDED
+    assert await engine.list_managed({LABEL_NODE: node}) == []
