@@ -3,7 +3,7 @@
 ``start`` builds, in order: the pin store and server registry over KV buckets, the ports over
 the bus (policy, audit, alerts), the :class:`ToolGateway` (in a long-lived task of its own,
 which owns the upstream sessions), the followers of both buckets (another replica's pin change
-or registration reaches this one), the bus responders of contract C4, and the agent-facing
+or registration reaches this one), the bus responders of contract C4 (shared and per replica), and the agent-facing
 MCP endpoint (uvicorn on a socket bound here; its URL is logged and printed as
 ``SYMBI-MCP-ENDPOINT url=…``). Configured servers get a bounded head start to connect
 before the process reports SERVING.
@@ -32,10 +32,12 @@ from symbi_mcp_gateway.bus_ports import BusAlerts, BusAudit, BusPolicy
 from symbi_mcp_gateway.config import McpServerConfig
 from symbi_mcp_gateway.endpoint_server import EndpointServer
 from symbi_mcp_gateway.events import (
-    INVOKE_SUBJECT,
-    LIST_TOOLS_SUBJECT,
+    INVOKE,
+    LIST_TOOLS,
     RESPONDER_QUEUE,
     ToolResponders,
+    replica_subject,
+    shared_subject,
 )
 from symbi_mcp_gateway.front import GatewayMcpEndpoint
 from symbi_mcp_gateway.gateway import ToolGateway
@@ -150,18 +152,7 @@ class McpGatewayService:
         except TimeoutError:
             logger.warning("the server registry was not read in %.0f s", _STARTUP_CONNECT_S)
         await self._connect(gateway, [info.name for info in gateway.servers()])
-        responders = ToolResponders(gateway)
-        for index in range(section.bus_responders):
-            # SecureBus.serve answers one request at a time; several subscriptions in the
-            # queue group let calls to slow tools overlap.
-            runtime.spawn(
-                bus.serve(INVOKE_SUBJECT, responders.invoke, queue=RESPONDER_QUEUE),
-                name=f"mcp-bus-invoke-{index}",
-            )
-        runtime.spawn(
-            bus.serve(LIST_TOOLS_SUBJECT, responders.list_tools, queue=RESPONDER_QUEUE),
-            name="mcp-bus-list-tools",
-        )
+        self._serve_bus(runtime, ToolResponders(gateway), section.bus_responders)
         if section.endpoint.enabled:
             self.endpoint_url = self._start_endpoint(runtime, gateway)
         self._servicer.attach(
@@ -190,6 +181,32 @@ class McpGatewayService:
         async with gateway:
             ready.set()
             await asyncio.Event().wait()
+
+    def _serve_bus(self, runtime: Runtime, responders: ToolResponders, count: int) -> None:
+        """The C4 responders: the shared subjects in the replicas' queue group (requests for
+        topic ``platform``) and this replica's own subjects (requests encrypted to its
+        principal: agents), each with ``count`` subscriptions for invocations."""
+        bus = runtime.bus
+        principal = bus.principal_id
+        routes = (
+            (shared_subject(INVOKE), shared_subject(LIST_TOOLS), RESPONDER_QUEUE, "shared"),
+            (
+                replica_subject(principal, INVOKE),
+                replica_subject(principal, LIST_TOOLS),
+                principal,
+                "replica",
+            ),
+        )
+        for invoke, list_tools, queue, label in routes:
+            for index in range(count):
+                runtime.spawn(
+                    bus.serve(invoke, responders.invoke, queue=queue),
+                    name=f"mcp-bus-{label}-invoke-{index}",
+                )
+            runtime.spawn(
+                bus.serve(list_tools, responders.list_tools, queue=queue),
+                name=f"mcp-bus-{label}-list-tools",
+            )
 
     @staticmethod
     async def _connect(gateway: ToolGateway, names: list[str]) -> None:

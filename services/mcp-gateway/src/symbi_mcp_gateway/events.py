@@ -1,12 +1,32 @@
 """The gateway on the bus: request/reply for agents' tool calls (contract C4).
 
-=========================  =================================================  ===========
-subject                    request → reply                                    who
-=========================  =================================================  ===========
-symbi.rpc.mcp.invoke       InvokeToolRequest → InvokeToolResponse             node, service, agent
-symbi.rpc.mcp.list_tools   ListToolsRequest → ListToolsResponse               node, service, agent
-symbi.alert.mcp            SecurityAlert (published, topic ``platform``)      → operators
-=========================  =================================================  ===========
+=============================================  ========================================  =======
+subject                                        request → reply                           who
+=============================================  ========================================  =======
+symbi.rpc.mcp.invoke                           InvokeToolRequest → InvokeToolResponse    node,
+                                                                                         service
+symbi.rpc.mcp.list_tools                       ListToolsRequest → ListToolsResponse      node,
+                                                                                         service
+symbi.rpc.mcp.<replica principal>.invoke       InvokeToolRequest → InvokeToolResponse    agent
+                                                                                         (any)
+symbi.rpc.mcp.<replica principal>.list_tools   ListToolsRequest → ListToolsResponse      agent
+                                                                                         (any)
+symbi.alert.mcp                                SecurityAlert (published, topic           →
+                                               ``platform``)                             operators
+=============================================  ========================================  =======
+
+Routing. Every replica answers the shared subjects in the queue group ``mcp-gateway``: nodes
+and services send there, encrypted to the ``platform`` topic, which every replica can open.
+An agent principal is not a member of that topic, so it encrypts its request to one
+replica's principal (``svc-mcp-gateway-<instance>``); only that replica can open it, so the
+agent sends it to that replica's own subject (:func:`replica_subject`), which no other
+replica serves. A request that reaches a replica that cannot open it (an agent's request on
+a shared subject, or sent to another replica's subject) is refused by the secure bus before
+any handler runs: it is counted and audited as a ``bus.reject`` and gets no answer, so the
+caller sees its own deadline pass (``DeadlineExceeded``), never an error that looks like the
+gateway's verdict on the call. The replicas an agent can address are the ``svc-mcp-gateway-*``
+principals of the keyring (:func:`replica_principals`); one that is not running answers at
+once with ``Unavailable NO_RESPONDERS``.
 
 Trust rule: the ``agent_id`` of a request is believed when the sender is a worker node (it
 vouches for the agent it runs) or a service; an agent principal may only ask for itself
@@ -19,23 +39,61 @@ from __future__ import annotations
 
 from symbi.mcp_gateway.v1 import mcp_gateway_pb2 as pb
 from symbi_common.bus import Received
+from symbi_common.crypto.keyring import Keyring
 from symbi_common.errors import InvalidArgument, PermissionDenied
 from symbi_mcp_gateway.convert import arguments_from_request, result_to_proto, tool_to_proto
 from symbi_mcp_gateway.gateway import ToolGateway
 from symbi_mcp_gateway.tokens import check_agent_id
 
 __all__ = [
+    "INVOKE",
     "INVOKE_SUBJECT",
+    "LIST_TOOLS",
     "LIST_TOOLS_SUBJECT",
+    "REPLICA_PRINCIPAL_PREFIX",
     "RESPONDER_QUEUE",
+    "SUBJECT_PREFIX",
     "ToolResponders",
     "agent_for",
+    "replica_principals",
+    "replica_subject",
+    "shared_subject",
 ]
 
-INVOKE_SUBJECT = "symbi.rpc.mcp.invoke"
-LIST_TOOLS_SUBJECT = "symbi.rpc.mcp.list_tools"
-#: Queue group of the responders: each request is answered by one replica.
+SUBJECT_PREFIX = "symbi.rpc.mcp"
+INVOKE = "invoke"
+LIST_TOOLS = "list_tools"
+#: Queue group of the shared responders: each request is answered by one replica.
 RESPONDER_QUEUE = "mcp-gateway"
+#: Principal ids of gateway replicas: ``svc-mcp-gateway-<instance>``.
+REPLICA_PRINCIPAL_PREFIX = "svc-mcp-gateway-"
+
+
+def shared_subject(method: str) -> str:
+    """``symbi.rpc.mcp.<method>``: answered by any replica (requests for topic ``platform``)."""
+    return f"{SUBJECT_PREFIX}.{method}"
+
+
+def replica_subject(principal_id: str, method: str) -> str:
+    """``symbi.rpc.mcp.<principal>.<method>``: answered by that replica only (requests
+    encrypted to its principal, e.g. an agent's)."""
+    return f"{SUBJECT_PREFIX}.{principal_id}.{method}"
+
+
+def replica_principals(keyring: Keyring) -> list[str]:
+    """The gateway replicas an agent may address: usable service certificates named
+    ``svc-mcp-gateway-*``, sorted (a certificate does not mean the replica is running)."""
+    return sorted(
+        {
+            cert.principal_id
+            for cert in keyring.certificates("service")
+            if cert.principal_id.startswith(REPLICA_PRINCIPAL_PREFIX)
+        }
+    )
+
+
+INVOKE_SUBJECT = shared_subject(INVOKE)
+LIST_TOOLS_SUBJECT = shared_subject(LIST_TOOLS)
 
 
 def agent_for(received: Received, requested: str) -> str:

@@ -22,9 +22,16 @@ from symbi_mcp_gateway.convert import (
     struct_from,
     struct_to_dict,
 )
-from symbi_mcp_gateway.events import agent_for
+from symbi_mcp_gateway.events import (
+    INVOKE_SUBJECT,
+    LIST_TOOLS_SUBJECT,
+    agent_for,
+    replica_principals,
+    replica_subject,
+)
 from symbi_mcp_gateway.kv_pins import pin_key, tool_id_of_key
 from symbi_mcp_gateway.settings import McpGatewaySettings
+from symbi_testing.principals import CryptoWorld
 
 
 def _settings(**mcp: Any) -> McpGatewaySettings:
@@ -230,3 +237,26 @@ def test_metrics_count_what_the_audit_log_records() -> None:
     quarantined = value("symbi_mcp_tool_events_total", event="tool.quarantined")
     observe(AuditEvent("mcp.tool.quarantined", details={"server": "m-srv"}))
     assert value("symbi_mcp_tool_events_total", event="tool.quarantined") == quarantined + 1
+
+
+def test_each_replica_has_subjects_of_its_own_beside_the_shared_ones() -> None:
+    assert (INVOKE_SUBJECT, LIST_TOOLS_SUBJECT) == (
+        "symbi.rpc.mcp.invoke",
+        "symbi.rpc.mcp.list_tools",
+    )
+    own = replica_subject("svc-mcp-gateway-a", "invoke")
+    assert own == "symbi.rpc.mcp.svc-mcp-gateway-a.invoke"
+    # NATS "*" matches one token: a replica's subject is not a shared one, and vice versa.
+    assert len(own.split(".")) == len(INVOKE_SUBJECT.split(".")) + 1
+
+
+def test_an_agent_finds_the_gateway_replicas_in_its_keyring(crypto_world: CryptoWorld) -> None:
+    for principal, role in (
+        ("svc-mcp-gateway-b", "service"),
+        ("svc-mcp-gateway-a", "service"),
+        ("svc-policy-a", "service"),
+        ("svc-mcp-gateway-x", "agent"),  # a name is not a role
+        ("agent-alice", "agent"),
+    ):
+        crypto_world.principal(principal, role)
+    assert replica_principals(crypto_world.keyring) == ["svc-mcp-gateway-a", "svc-mcp-gateway-b"]
