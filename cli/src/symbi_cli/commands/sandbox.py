@@ -1,5 +1,6 @@
-"""``symbi sandbox``: base images and the local Docker (``build-images``, ``node``), and the
-node's sandbox service over gRPC (``run``, ``get``, ``kill``, ``logs``, ``info``).
+"""``symbi sandbox``: base images and the local Docker (``build-images``, ``node``), the
+node's sandbox service over gRPC (``run``, ``get``, ``kill``, ``logs``, ``info``), and a task's
+output from the bus (``output``, as the CLI's service principal of ``symbi up``).
 
 Exit codes: 0 done, 1 the work failed (Docker unreachable, a build step failed, the service
 refused), 2 bad usage, 3 the sandbox service cannot be reached. ``run`` exits with the task's
@@ -9,6 +10,7 @@ own exit code when it exited, 137 when it was OOM-killed, 124 at its timeout, 1 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -16,18 +18,25 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import grpc
+import nats
+import nats.errors
 import typer
 from google.protobuf import duration_pb2
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from symbi.bus.v1 import events_pb2
 from symbi.common.v1 import common_pb2
 from symbi.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from symbi_cli.connect import service_address
+from symbi_cli.local import CLI_PRINCIPAL, read_state
+from symbi_common.bus import PLATFORM_TOPIC, BusEndpoint, load_credentials
+from symbi_common.bus.permissions import inbox_prefix
 from symbi_common.errors import SymbiError, Unavailable
 from symbi_common.grpc import error_from_rpc, open_channel
 from symbi_sandbox.images import IMAGES, build_images
+from symbi_sandbox.output_follow import follow_task_output
 
 app = typer.Typer(
     help="Sandbox: build the base images (symbi/busybox, symbi/python); show the node's tiers.",
@@ -356,6 +365,121 @@ def logs_command(
             _write(chunk)
 
     _call(address, action, "logs")
+
+
+_OUTPUT_STREAMS = {
+    events_pb2.TaskOutput.STREAM_STDOUT: sys.stdout,
+    events_pb2.TaskOutput.STREAM_STDERR: sys.stderr,
+}
+
+
+def _write_output(message: events_pb2.TaskOutput, last_attempt: int) -> None:
+    if message.attempt != last_attempt:
+        _err.print(f"[dim]── attempt {message.attempt} on {escape(message.node_id)}[/dim]")
+    if message.data:
+        target = _OUTPUT_STREAMS.get(message.stream, sys.stdout)
+        target.buffer.write(message.data)
+        target.flush()
+    if message.truncated:
+        _err.print(
+            "[yellow]… output truncated: the node's per-task cap was reached "
+            "(the rest is in `symbi sandbox logs` while the node retains it)[/yellow]"
+        )
+    if message.final:
+        _err.print(
+            f"[dim]── end of output: {message.total_bytes} bytes written, "
+            f"{message.skipped_bytes} not published[/dim]"
+        )
+
+
+async def _bus_output(
+    nats_url: str, keys_dir: Path, principal: str, task_id: str, follow: bool
+) -> int:
+    endpoint_task: asyncio.Task[None] | None = None
+    credentials = load_credentials(keys_dir, principal)
+    nc = await nats.connect(
+        nats_url,
+        nkeys_seed_str=credentials.nkey_seed,
+        inbox_prefix=inbox_prefix(principal),
+        connect_timeout=3,
+        max_reconnect_attempts=3,
+    )
+    try:
+        js = nc.jetstream()
+        endpoint = await asyncio.wait_for(
+            BusEndpoint.open(nc, js, credentials, manage_topics=()), _CALL_TIMEOUT_S
+        )
+        endpoint_task = asyncio.create_task(endpoint.run(), name="key-directory")
+        deadline = time.monotonic() + 15.0
+        while endpoint.bus.groups.latest(PLATFORM_TOPIC.topic) is None:
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"{principal} holds no platform key after 15 s: are the platform's services "
+                    "running?",
+                    reason="NO_GROUP_KEY",
+                )
+            await asyncio.sleep(0.1)  # the services seal the key to this principal
+        count, attempt = 0, 0
+        async for message in follow_task_output(endpoint.bus, task_id, follow=follow):
+            _write_output(message, attempt)
+            attempt = message.attempt
+            count += 1
+        if count == 0:
+            _err.print(f"no output of task {escape(task_id)} on the bus (kept for an hour)")
+            return _FAILED
+        return 0
+    finally:
+        if endpoint_task is not None:
+            endpoint_task.cancel()
+            await asyncio.gather(endpoint_task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+
+@app.command("output")
+def output_command(
+    task_id: Annotated[str, typer.Argument(help="The task.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep reading until the task's output ends.")
+    ] = False,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="The local platform's directory (`symbi up`).")
+    ] = Path(".symbi"),
+    nats_url: Annotated[
+        str | None, typer.Option("--nats-url", help="NATS (default: the local platform's).")
+    ] = None,
+    keys_dir: Annotated[
+        Path | None, typer.Option("--keys-dir", help="Credentials (default: <data-dir>/keys).")
+    ] = None,
+    principal: Annotated[
+        str, typer.Option("--as", help="The service principal to read as.")
+    ] = CLI_PRINCIPAL,
+) -> None:
+    """Prints a task's output from the bus (symbi.task.output.<task>, kept an hour), from any
+    node and after the node forgot it; --follow waits for the end of the latest attempt."""
+    if nats_url is None:
+        try:
+            state = read_state(data_dir.resolve())
+        except SymbiError as exc:
+            _err.print(f"[bold red]error:[/] {escape(exc.message)}")
+            raise typer.Exit(_BAD_USAGE) from None
+        if state is None or not state.nats_url:
+            _err.print(
+                f"[bold red]error:[/] no running platform in {data_dir} (`symbi up`); "
+                "or pass --nats-url and --keys-dir"
+            )
+            raise typer.Exit(_UNREACHABLE)
+        nats_url = state.nats_url
+    keys = keys_dir or data_dir.resolve() / "keys"
+    try:
+        code = asyncio.run(_bus_output(nats_url, keys, principal, task_id, follow))
+    except SymbiError as exc:
+        _err.print(f"[bold red]error:[/] output: {escape(exc.message)}")
+        raise typer.Exit(_UNREACHABLE if exc.retryable else _FAILED) from None
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        _err.print(f"[bold red]error:[/] cannot reach NATS at {escape(nats_url)}: {exc}")
+        raise typer.Exit(_UNREACHABLE) from None
+    raise typer.Exit(code)
 
 
 @app.command("info")

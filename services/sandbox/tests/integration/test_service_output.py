@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -137,4 +139,60 @@ async def test_output_beyond_the_cap_is_cut_with_one_marker(
     assert final.total_bytes == written + 4
     assert final.skipped_bytes == written + 4 - cap
     assert (await scheduler.final("chatty")).state == events_pb2.TaskStatus.STATE_SUCCEEDED
+    assert await engine.list_managed({LABEL_NODE: node}) == []
+
+
+async def symbi_output(*args: str, nats_url: str, keys_dir: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from symbi_cli.main import app; app()",
+        "sandbox",
+        "output",
+        *args,
+        "--nats-url",
+        nats_url,
+        "--keys-dir",
+        str(keys_dir),
+        "--as",
+        "svc-cli-test",
+        env={**os.environ, "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_cli_follows_a_task_s_output_from_the_bus(
+    scheduler: SchedulerStandIn,
+    services: ServiceCluster,
+    short_dir: Path,
+    engine: DockerEngine,
+) -> None:
+    services.authority.issue("svc-cli-test", "service")
+    url, keys = services.nats_url, services.keys_dir
+    # Joining the platform topic: the services seal its key to the CLI's principal.
+    code, _, err = await symbi_output("never-ran", nats_url=url, keys_dir=keys)
+    assert code == 1, err
+    assert "no output of task never-ran" in err
+
+    name = f"o{uuid.uuid4().hex[:8]}"
+    node = f"node-{name}"
+    await start_node(services, short_dir, name)
+    follow = asyncio.create_task(symbi_output("cli-task", "--follow", nats_url=url, keys_dir=keys))
+    await scheduler.assign(
+        node, "cli-task", command=("sh", "-c", "echo to stdout; sleep 0.3; echo to stderr >&2")
+    )
+    code, out, err = await follow
+    assert code == 0, err
+    assert out == "to stdout\n"
+    assert "to stderr\n" in err
+    assert "end of output: 20 bytes written, 0 not published" in err
+
+    # After the task, without --follow: the same replay from the stream.
+    code, out, err = await symbi_output("cli-task", nats_url=url, keys_dir=keys)
+    assert code == 0, err
+    assert out == "to stdout\n"
     assert await engine.list_managed({LABEL_NODE: node}) == []

@@ -23,6 +23,7 @@ WIRING = {
     "bus_channel.py",
     "events.py",
     "identity.py",
+    "output_follow.py",
     "servicer.py",
     "settings.py",
 }
