@@ -117,3 +117,28 @@ async def test_connection_without_credentials_is_refused(
         await nats.connect(
             server.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2
         )
+
+
+async def test_only_nodes_publish_task_output(
+    secured: tuple[NatsServerProcess, dict[str, str]],
+) -> None:
+    server, seeds = secured
+    errors: list[str] = []
+    service = await connect_as(server, "svc-a", seeds["svc-a"], errors)
+    node = await connect_as(server, "node-1", seeds["node-1"], errors)
+    agent = await connect_as(server, "agent-1", seeds["agent-1"], errors)
+    try:
+        sub = await service.subscribe("symbi.task.output.*")
+        await service.flush()
+        await node.publish("symbi.task.output.t1", b"stdout bytes")
+        message = await sub.next_msg(timeout=5)  # the node's output reaches services
+        assert (message.subject, message.data) == ("symbi.task.output.t1", b"stdout bytes")
+
+        await agent.publish("symbi.task.output.t1", b"forged output")
+        await agent.flush()
+        await eventually(lambda: any("symbi.task.output.t1" in e for e in errors), timeout=5)
+        assert any("permissions violation" in e.lower() for e in errors)
+        assert all("node-1" not in e for e in errors)
+    finally:
+        for client in (agent, node, service):
+            await client.close()
