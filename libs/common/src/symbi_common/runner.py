@@ -49,6 +49,7 @@ from symbi_common.jetstream import (
     connect,
 )
 from symbi_common.jetstream.spec import PLATFORM_BUCKETS, PLATFORM_STREAMS
+from symbi_common.policy_client import PolicyClient
 
 __all__ = ["READY_PREFIX", "ProcessRunner", "Runtime", "Service", "run_main"]
 
@@ -279,6 +280,11 @@ class ProcessRunner:
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
         self.spawn(self._endpoint.run(), name="key-directory")
         await self.service.start(self)
+        if self.grpc.authorizer.enforcing:
+            # gRPC methods are decided by policy (ADR 0013): over this process's bus, or by
+            # the service itself when it is the policy service (``grpc_decider``).
+            own = getattr(self.service, "grpc_decider", None)
+            self.grpc.authorizer.use(own() if callable(own) else PolicyClient(self.bus))
         self._started = True
         await self._update_health()
         log.info("started")

@@ -151,8 +151,9 @@ async def test_process_with_mtls(services: ServiceCluster, tmp_path: Path) -> No
     assert target is not None
     assert target.startswith("127.0.0.1:")
 
-    # An operator (role user) lists policies.
-    async with open_channel(target, tls.client("alice", "user")) as channel:
+    # A service lists policies (the default platform/grpc policy lets services call every
+    # method; users need a grant, see test_grpc_method_authz.py).
+    async with open_channel(target, service_cert) as channel:
         stub = policy_pb2_grpc.PolicyServiceStub(channel)
         listed = await stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5)
         assert listed.version >= 0

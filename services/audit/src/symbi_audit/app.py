@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from symbi.audit.v1 import audit_pb2, audit_pb2_grpc
+from symbi_audit.authz import AUDIT_RULES
 from symbi_audit.checkpoint import CheckpointPolicy
 from symbi_audit.events import (
     CheckpointAnnouncer,
@@ -58,6 +59,7 @@ class AuditService:
                 "AuditService",
                 audit_pb2_grpc.add_AuditServiceServicer_to_server,
                 self.servicer,
+                rules=AUDIT_RULES,
             )
         ]
 

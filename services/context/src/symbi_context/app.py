@@ -24,6 +24,7 @@ from symbi_common.jetstream.spec import BucketSpec, StreamSpec
 from symbi_common.policy_client import PolicyClient
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
+from symbi_context.authz import CONTEXT_RULES
 
 from .answering import Answerer, LlmAnswerer
 from .api import ContextApi, IngestLimits
@@ -153,6 +154,7 @@ class ContextService:
                 "ContextService",
                 context_pb2_grpc.add_ContextServiceServicer_to_server,
                 self._servicer,
+                rules=CONTEXT_RULES,
             )
         ]
 

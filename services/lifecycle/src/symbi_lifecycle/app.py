@@ -18,6 +18,7 @@ from symbi_common.grpc.server import ServiceBinding
 from symbi_common.jetstream.spec import PLATFORM_STREAMS, BucketSpec, StreamSpec
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
+from symbi_lifecycle.authz import LIFECYCLE_RULES
 from symbi_lifecycle.events import (
     GET_SUBJECT,
     RESPONDER_QUEUE,
@@ -59,6 +60,7 @@ class LifecycleService:
                 "LifecycleService",
                 lifecycle_pb2_grpc.add_LifecycleServiceServicer_to_server,
                 self._servicer,
+                rules=LIFECYCLE_RULES,
             )
         ]
 

@@ -28,6 +28,7 @@ from symbi_common.jetstream.spec import BucketSpec, StreamSpec
 from symbi_common.policy_client import PolicyClient
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
+from symbi_mcp_gateway.authz import GATEWAY_RULES
 from symbi_mcp_gateway.bus_ports import BusAlerts, BusAudit, BusPolicy
 from symbi_mcp_gateway.config import McpServerConfig
 from symbi_mcp_gateway.endpoint_server import EndpointServer
@@ -100,6 +101,7 @@ class McpGatewayService:
                 "McpGatewayService",
                 mcp_gateway_pb2_grpc.add_McpGatewayServiceServicer_to_server,
                 self._servicer,
+                rules=GATEWAY_RULES,
             )
         ]
 

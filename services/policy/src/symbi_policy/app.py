@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from prometheus_client import REGISTRY
 
 from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
-from symbi_common.errors import Unavailable
+from symbi_common.errors import Aborted, AlreadyExists, FailedPrecondition, Unavailable
 from symbi_common.grpc.server import ServiceBinding
 from symbi_common.jetstream.spec import BucketSpec, StreamSpec
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
 from symbi_policy.audit import QueueAuditSink
 from symbi_policy.audit_publisher import AuditPublisher
+from symbi_policy.authz import GRPC_POLICY, GRPC_POLICY_ID, POLICY_RULES, LocalDecider
 from symbi_policy.compiler import PolicyCompiler
 from symbi_policy.engine import PolicyEngine
 from symbi_policy.events import QUEUE, BusChangeAnnouncer, PolicyResponders
@@ -70,6 +71,7 @@ class PolicyService:
                 "PolicyService",
                 policy_pb2_grpc.add_PolicyServiceServicer_to_server,
                 self.servicer,
+                rules=POLICY_RULES,
             )
         ]
 
@@ -122,6 +124,8 @@ class PolicyService:
         )
         self.operations = operations
         self.servicer.attach(operations)
+        if self.settings.grpc.mtls and section.install_grpc_policy:
+            await self._install_grpc_policy(operations)
         for subject, responder in PolicyResponders(operations).routes():
             runtime.spawn(bus.serve(subject, responder, queue=QUEUE), name=f"serve {subject}")
         if not self._registered:
@@ -134,6 +138,22 @@ class PolicyService:
             status.entities_version,
             name,
         )
+
+    def grpc_decider(self) -> LocalDecider:
+        """This service's gRPC methods are decided by its own engine (ADR 0013)."""
+        return LocalDecider(lambda: self.operations)
+
+    async def _install_grpc_policy(self, operations: PolicyOperations) -> None:
+        try:
+            await operations.put_policy(
+                GRPC_POLICY_ID,
+                GRPC_POLICY,
+                expected_revision=0,
+                actor=f"{self.settings.principal_id} (bootstrap)",
+            )
+            logger.info("installed the base policy %s", GRPC_POLICY_ID)
+        except (AlreadyExists, Aborted, FailedPrecondition):
+            pass  # present already (perhaps edited by an operator): keep it
 
     async def close(self) -> None:
         if self._registered:

@@ -20,6 +20,9 @@ class PolicySection(Section):
 
     #: Audit every allow too (denies and fail-closed decisions are always audited).
     audit_allows: bool = False
+    #: With gRPC mTLS on, install ``platform/grpc`` (if absent): services and users in
+    #: ``Role::"operators"`` may call every gRPC method (ADR 0013).
+    install_grpc_policy: bool = True
     #: Decisions remembered per policy-set version (0 turns the cache off).
     decision_cache_size: int = Field(65_536, ge=0, le=10_000_000)
     #: Merged entity sets remembered for requests that carry their own entities.

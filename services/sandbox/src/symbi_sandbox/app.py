@@ -29,6 +29,7 @@ from symbi_common.policy_client import PolicyClient
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
 from symbi_sandbox.agent_sessions import AgentBusConfig, AgentChannelHost, AgentSessions
+from symbi_sandbox.authz import sandbox_rules
 from symbi_sandbox.bus_channel import BusChannelBackend
 from symbi_sandbox.channel import ChannelConfig, ChannelServer, EgressConfig
 from symbi_sandbox.channel.egress import DEFAULT_BLOCKED_NETWORKS
@@ -112,6 +113,7 @@ class SandboxService:
                 "SandboxService",
                 sandbox_pb2_grpc.add_SandboxServiceServicer_to_server,
                 self._servicer,
+                rules=sandbox_rules(self.settings.principal_id),
             )
         ]
 

@@ -26,6 +26,7 @@ from symbi_common.jetstream.spec import BucketSpec, StreamSpec
 from symbi_common.policy_client import PolicyClient
 from symbi_common.runner import Runtime
 from symbi_common.service import binding
+from symbi_scheduler.authz import SCHEDULER_RULES
 
 from .api import SchedulerApi
 from .bus_dispatch import BusDispatcher
@@ -99,6 +100,7 @@ class SchedulerService:
                 "SchedulerService",
                 scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server,
                 self._servicer,
+                rules=SCHEDULER_RULES,
             )
         ]
 

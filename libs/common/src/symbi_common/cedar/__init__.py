@@ -32,6 +32,8 @@ ACTIONS: frozenset[str] = frozenset(
         "file_access",
         "modify_policy",
         "read_audit",
+        "read_policy",
+        "administer",
         "use_capability",
     }
 )

@@ -5,7 +5,8 @@ With mTLS on (``[grpc] tls_*`` all set) every connection presents a certificate 
 cluster CA; this interceptor reads the principal it names (``symbi://<role>/<id>``) and lets
 only :data:`CONTROL_PLANE_ROLES` through. Health and reflection stay open to any authenticated
 caller (probes, tooling). Servicers read the caller with :func:`caller`. Which *methods* each
-principal may call (``modify_policy`` …) is not decided here; see ADR 0012.
+principal may call (``modify_policy`` …) is decided by policy through the services' rule
+tables (:mod:`symbi_common.grpc.authz`, ADR 0013), in this interceptor too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import grpc
 from grpc_reflection.v1alpha import reflection
 
 from symbi_common.errors import PermissionDenied
+from symbi_common.grpc.authz import ByPolicy, MethodAuthorizer, peek
 from symbi_common.grpc.tls import Caller, caller_from_auth_context
 
 __all__ = ["CONTROL_PLANE_ROLES", "OPEN_SERVICES", "CallerInterceptor", "caller"]
@@ -63,10 +65,14 @@ def _authorize(full_method: str, context: grpc.aio.ServicerContext[Any, Any]) ->
 
 
 class CallerInterceptor(grpc.aio.ServerInterceptor):
-    """Authorizes the caller by role and exposes it to the servicer (see :func:`caller`).
+    """Authorizes the caller by role, then (with an ``authorizer``) the method by policy, and
+    exposes the caller to the servicer (see :func:`caller`).
 
     It runs inside the error interceptor, so a refusal becomes PERMISSION_DENIED with the
     structured details every Symbi error carries."""
+
+    def __init__(self, authorizer: MethodAuthorizer | None = None) -> None:
+        self.authorizer = authorizer
 
     async def intercept_service(
         self,
@@ -78,15 +84,37 @@ class CallerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap(handler, handler_call_details.method)
+        return _wrap(handler, handler_call_details.method, self.authorizer)
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler[Any, Any], full_method: str
+    handler: grpc.RpcMethodHandler[Any, Any],
+    full_method: str,
+    authorizer: MethodAuthorizer | None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    def unary_response(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    rule = authorizer.rule(full_method) if authorizer is not None else None
+    # A client stream is peeked at only when the rule reads the request.
+    peeks = isinstance(rule, ByPolicy) and rule.needs_request
+
+    async def admit(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any], streaming: bool
+    ) -> tuple[Caller | None, Any]:
+        who = _authorize(full_method, context)
+        if authorizer is None or rule is None or who is None:
+            return who, request
+        if streaming and peeks:
+            first, request = await peek(request)
+            await authorizer.authorize(full_method, who, first)
+        else:
+            await authorizer.authorize(full_method, who, None if streaming else request)
+        return who, request
+
+    def unary_response(
+        behavior: Callable[..., Any], streaming: bool
+    ) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            token = _caller.set(_authorize(full_method, context))
+            who, request = await admit(request, context, streaming)
+            token = _caller.set(who)
             try:
                 return await behavior(request, context)
             finally:
@@ -94,12 +122,15 @@ def _wrap(
 
         return call
 
-    def stream_response(behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+    def stream_response(
+        behavior: Callable[..., Any], streaming: bool
+    ) -> Callable[..., AsyncIterator[Any]]:
         async def call(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
+            who, request = await admit(request, context, streaming)
             # Each RPC runs in its own task, so the value cannot leak to another call.
-            _caller.set(_authorize(full_method, context))
+            _caller.set(who)
             result = behavior(request, context)
             if inspect.isasyncgen(result):
                 async for item in result:
@@ -114,13 +145,19 @@ def _wrap(
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **kwargs)
+        return grpc.unary_unary_rpc_method_handler(
+            unary_response(handler.unary_unary, False), **kwargs
+        )
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **kwargs)
+        return grpc.stream_unary_rpc_method_handler(
+            unary_response(handler.stream_unary, True), **kwargs
+        )
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kwargs)
+        return grpc.unary_stream_rpc_method_handler(
+            stream_response(handler.unary_stream, False), **kwargs
+        )
     if handler.stream_stream:
         return grpc.stream_stream_rpc_method_handler(
-            stream_response(handler.stream_stream), **kwargs
+            stream_response(handler.stream_stream, True), **kwargs
         )
     return handler

@@ -30,6 +30,7 @@ from prometheus_client import Counter, Histogram
 from symbi_common.config import GrpcSection
 from symbi_common.errors import DeadlineExceeded, SymbiError, Unimplemented
 from symbi_common.grpc.auth import CallerInterceptor
+from symbi_common.grpc.authz import MethodAuthorizer, MethodRules
 from symbi_common.grpc.status import ERROR_METADATA_KEY, error_info, status_code
 
 __all__ = ["GrpcServer", "ServiceBinding"]
@@ -70,10 +71,12 @@ HEALTH_SERVICE = "grpc.health.v1.Health"
 
 @dataclass(frozen=True)
 class ServiceBinding:
-    """One gRPC service: its full name and the generated ``add_*_to_server`` call."""
+    """One gRPC service: its full name, the generated ``add_*_to_server`` call, and who may
+    call each method (``rules``; None: any admitted caller, see ADR 0013)."""
 
     name: str
     add: Callable[[grpc.aio.Server], None]
+    rules: MethodRules | None = None
 
 
 def _split_method(full: str) -> tuple[str, str]:
@@ -259,9 +262,20 @@ class GrpcServer:
             aio_server_interceptor(),  # type: ignore[no-untyped-call]
             _ErrorInterceptor(section.default_deadline_s),
         ]
+        #: Per-method authorization by policy (enforced with mTLS only; the runner gives it
+        #: its decider once the process is on the bus).
+        self.authorizer = MethodAuthorizer(
+            {
+                f"/{b.name}/{method}": rule
+                for b in bindings
+                for method, rule in (b.rules or {}).items()
+            }
+            if section.mtls
+            else {}
+        )
         if section.mtls:
             # Inside the error interceptor: a refusal gets Symbi's structured error details.
-            interceptors.append(CallerInterceptor())
+            interceptors.append(CallerInterceptor(self.authorizer))
         self._server = grpc.aio.server(
             interceptors=interceptors,
             options=options,

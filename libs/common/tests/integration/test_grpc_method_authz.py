@@ -1,0 +1,182 @@
+"""Per-method authorization of gRPC calls by policy (ADR 0013), against real processes with
+mTLS: the policy service deciding its own methods in process, and the audit service asking
+the policy service over the bus — denied without a grant, allowed with one, UNAVAILABLE
+(fail closed) when the policy service is down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from symbi.audit.v1 import audit_pb2, audit_pb2_grpc
+from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
+from symbi_common.errors import PermissionDenied, Unavailable
+from symbi_common.grpc import ChannelOptions, error_from_rpc, open_channel
+from symbi_testing.services import ServiceCluster
+from symbi_testing.tls import TestTls
+
+ALICE_MAY_EDIT = """\
+@id("alice-edits-policies")
+permit(
+    principal == Symbi::User::"alice",
+    action in [Symbi::Action::"modify_policy", Symbi::Action::"read_policy"],
+    resource == Symbi::PolicyStore::"default"
+);
+"""
+
+
+async def _rpc_error(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    return info.value
+
+
+async def test_policy_service_methods_by_policy(services: ServiceCluster, tmp_path: Path) -> None:
+    tls = TestTls(tmp_path / "tls")
+    admin = tls.client("svc-admin", "service")
+    process = await services.start_serving("policy", env=tls.server_env("svc-policy-t1"), tls=admin)
+    target = process.grpc_address
+    assert target is not None
+    alice, bob = tls.client("alice", "user"), tls.client("bob", "user")
+
+    async with open_channel(target, alice) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        # No grant: writes, reads and deletes are refused, naming the action and resource.
+        for call, action in (
+            (
+                stub.PutPolicy(policy_pb2.PutPolicyRequest(id="x", source=ALICE_MAY_EDIT)),
+                "modify_policy",
+            ),
+            (stub.ListPolicies(policy_pb2.ListPoliciesRequest()), "read_policy"),
+            (
+                stub.DeletePolicy(policy_pb2.DeletePolicyRequest(id="platform/grpc")),
+                "modify_policy",
+            ),
+        ):
+            error = await _rpc_error(call)
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+            symbi = error_from_rpc(error)
+            assert isinstance(symbi, PermissionDenied)
+            assert action in symbi.message
+            assert 'PolicyStore::"default"' in symbi.message
+            assert 'User::"alice"' in symbi.message
+            assert "no policy permits" in symbi.message  # the policy's reason
+            assert symbi.details["action"] == action
+        # Open methods stay open.
+        status = await stub.GetStatus(policy_pb2.GetStatusRequest(), timeout=5)
+        assert status.version > 0
+        valid = await stub.Validate(policy_pb2.ValidateRequest(source=ALICE_MAY_EDIT), timeout=5)
+        assert valid.valid
+
+    # A service may (the default platform/grpc policy), and grants alice.
+    async with open_channel(target, admin) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        listed = await stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5)
+        assert "platform/grpc" in [p.id for p in listed.policies]
+        await stub.PutPolicy(
+            policy_pb2.PutPolicyRequest(id="grants/alice", source=ALICE_MAY_EDIT), timeout=10
+        )
+
+    async with open_channel(target, alice) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        await stub.PutPolicy(
+            policy_pb2.PutPolicyRequest(
+                id="alice/own", source=ALICE_MAY_EDIT.replace("alice-edits-policies", "alice-own")
+            ),
+            timeout=10,
+        )
+        listed = await stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5)
+        assert {"alice/own", "grants/alice"} <= {p.id for p in listed.policies}
+        await stub.DeletePolicy(policy_pb2.DeletePolicyRequest(id="alice/own"), timeout=10)
+
+    # bob: denied until a service makes him an operator (Role::"operators" in the default
+    # policy), then allowed.
+    async with open_channel(target, bob) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        error = await _rpc_error(stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    async with open_channel(target, admin) as channel:
+        entity = policy_pb2.Entity(uid=policy_pb2.EntityRef(type="User", id="bob"))
+        entity.parents.add(type="Role", id="operators")
+        await policy_pb2_grpc.PolicyServiceStub(channel).PutEntities(
+            policy_pb2.PutEntitiesRequest(entities=[entity]), timeout=10
+        )
+    async with open_channel(target, bob) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        listed = await stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5)
+        assert "grants/alice" in [p.id for p in listed.policies]
+        await stub.DeletePolicy(policy_pb2.DeletePolicyRequest(id="grants/alice"), timeout=10)
+
+    # Worker nodes call no PolicyService method over gRPC, open ones included.
+    async with open_channel(target, tls.client("node-a", "node")) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        error = await _rpc_error(stub.GetStatus(policy_pb2.GetStatusRequest(), timeout=5))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "worker nodes" in (error.details() or "")
+
+
+async def test_audit_methods_asked_over_the_bus(services: ServiceCluster, tmp_path: Path) -> None:
+    tls = TestTls(tmp_path / "tls")
+    admin = tls.client("svc-admin", "service")
+    policy = await services.start_serving("policy", env=tls.server_env("svc-policy-t1"), tls=admin)
+    audit = await services.start_serving("audit", env=tls.server_env("svc-audit-t1"), tls=admin)
+    assert policy.grpc_address is not None
+    assert audit.grpc_address is not None
+    alice = tls.client("alice", "user")
+
+    async def archive(options: ChannelOptions) -> audit_pb2.ArchiveResponse:
+        async with open_channel(audit.grpc_address or "", options) as channel:
+            response: audit_pb2.ArchiveResponse = await audit_pb2_grpc.AuditServiceStub(
+                channel
+            ).Archive(audit_pb2.ArchiveRequest(), timeout=10)
+            return response
+
+    async def query(options: ChannelOptions) -> audit_pb2.QueryResponse:
+        async with open_channel(audit.grpc_address or "", options) as channel:
+            response: audit_pb2.QueryResponse = await audit_pb2_grpc.AuditServiceStub(
+                channel
+            ).Query(audit_pb2.QueryRequest(), timeout=10)
+            return response
+
+    # Denied without a grant: the audit service asked the policy service over the bus.
+    for call, action in ((archive, "administer"), (query, "read_audit")):
+        error = await _rpc_error(call(alice))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        symbi = error_from_rpc(error)
+        assert action in symbi.message
+        assert 'AuditLog::"default"' in symbi.message
+    # A service may, by the default policy.
+    await archive(admin)
+    await query(admin)
+
+    grant = """\
+@id("alice-archives")
+permit(
+    principal == Symbi::User::"alice",
+    action == Symbi::Action::"administer",
+    resource == Symbi::AuditLog::"default"
+);
+"""
+    async with open_channel(policy.grpc_address, admin) as channel:
+        await policy_pb2_grpc.PolicyServiceStub(channel).PutPolicy(
+            policy_pb2.PutPolicyRequest(id="grants/alice", source=grant), timeout=10
+        )
+    await archive(alice)  # in force on the replica before PutPolicy answered
+    error = await _rpc_error(query(alice))  # the grant is for administer only
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    # The policy service down: decided methods fail closed, open ones still answer.
+    policy.stop()
+    error = await _rpc_error(archive(alice))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    symbi = error_from_rpc(error)
+    assert isinstance(symbi, Unavailable)
+    assert "policy service unavailable" in symbi.message
+    assert "administer" in symbi.message
+    async with open_channel(audit.grpc_address, alice) as channel:
+        status = await audit_pb2_grpc.AuditServiceStub(channel).GetStatus(
+            audit_pb2.GetStatusRequest(), timeout=10
+        )
+    assert status is not None
