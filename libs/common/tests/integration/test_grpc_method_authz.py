@@ -5,15 +5,22 @@ the policy service over the bus — denied without a grant, allowed with one, UN
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from symbi.audit.v1 import audit_pb2, audit_pb2_grpc
+from symbi.context.v1 import context_pb2, context_pb2_grpc
 from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
+from symbi_common.config import GrpcSection
 from symbi_common.errors import PermissionDenied, Unavailable
-from symbi_common.grpc import ChannelOptions, error_from_rpc, open_channel
+from symbi_common.grpc import ChannelOptions, GrpcServer, error_from_rpc, open_channel
+from symbi_common.policy_client import PolicyDecision, PolicyQuestion
+from symbi_common.service import binding
+from symbi_context.authz import CONTEXT_RULES
 from symbi_testing.services import ServiceCluster
 from symbi_testing.tls import TestTls
 
@@ -147,6 +154,14 @@ async def test_audit_methods_asked_over_the_bus(services: ServiceCluster, tmp_pa
         symbi = error_from_rpc(error)
         assert action in symbi.message
         assert 'AuditLog::"default"' in symbi.message
+    # A server stream is decided before its first message.
+    async with open_channel(audit.grpc_address, alice) as channel:
+        stream = audit_pb2_grpc.AuditServiceStub(channel).QueryStream(
+            audit_pb2.QueryRequest(), timeout=10
+        )
+        error = await _rpc_error(stream.read())
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "read_audit" in (error.details() or "")
     # A service may, by the default policy.
     await archive(admin)
     await query(admin)
@@ -180,3 +195,77 @@ permit(
             audit_pb2.GetStatusRequest(), timeout=10
         )
     assert status is not None
+
+
+# ---------------------------------------------------------------- streaming, in process
+
+
+class KnowledgeServicer(context_pb2_grpc.ContextServiceServicer):
+    """Ingest (a client stream) counts the chunks it got; nothing else is served."""
+
+    async def Ingest(self, request_iterator: Any, context: Any) -> context_pb2.IngestResponse:
+        chunks = [r async for r in request_iterator]
+        return context_pb2.IngestResponse(
+            documents=[context_pb2.IngestedDocument(document_id=str(len(chunks)))]
+        )
+
+
+class AgentDecider:
+    """Allows write_context on Agent/Dataset ids listed; records the questions."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.resources: list[str] = []
+
+    async def evaluate(self, question: PolicyQuestion) -> PolicyDecision:
+        self.resources.append(question.resource.id)
+        if question.resource.id in self.allowed:
+            return PolicyDecision("allow")
+        return PolicyDecision("deny", ("no policy permits it (default deny)",))
+
+
+async def test_client_stream_decided_on_its_first_message(tmp_path: Path) -> None:
+    tls = TestTls(tmp_path / "tls")
+    env = tls.server_env("svc-context-a")
+    section = GrpcSection(
+        port=0,
+        tls_cert_file=Path(env["SYMBI_GRPC__TLS_CERT_FILE"]),
+        tls_key_file=Path(env["SYMBI_GRPC__TLS_KEY_FILE"]),
+        tls_ca_file=Path(env["SYMBI_GRPC__TLS_CA_FILE"]),
+    )
+    server = GrpcServer(
+        section,
+        [
+            binding(
+                context_pb2,
+                "ContextService",
+                context_pb2_grpc.add_ContextServiceServicer_to_server,
+                KnowledgeServicer(),
+                rules=CONTEXT_RULES,
+            )
+        ],
+    )
+    decider = AgentDecider({"knowledge/agent-ok"})
+    server.authorizer.use(decider)
+    await server.start()
+    await server.set_serving(True)
+    try:
+        async with open_channel(f"127.0.0.1:{server.port}", tls.client("alice", "user")) as ch:
+            stub = context_pb2_grpc.ContextServiceStub(ch)
+
+            async def chunks(agent: str) -> AsyncIterator[context_pb2.IngestRequest]:
+                for i in range(3):
+                    yield context_pb2.IngestRequest(
+                        agent_id=agent, chunk=b"x", end_of_document=i == 2
+                    )
+
+            response = await stub.Ingest(chunks("agent-ok"), timeout=5)
+            # Every message reached the servicer, the peeked first one included.
+            assert response.documents[0].document_id == "3"
+            error = await _rpc_error(stub.Ingest(chunks("agent-no"), timeout=5))
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert 'Dataset::"knowledge/agent-no"' in (error.details() or "")
+            assert "write_context" in (error.details() or "")
+    finally:
+        await server.stop(0)
+    assert decider.resources == ["knowledge/agent-ok", "knowledge/agent-no"]
