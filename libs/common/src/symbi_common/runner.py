@@ -7,7 +7,7 @@ start-up
     metrics endpoint → gRPC server bound, every service NOT_SERVING → the ready line on stdout
     (``SYMBI-READY service=… grpc=host:port metrics=host:port pid=…``) → connect to NATS with
     backoff (however long it takes) → provision streams and buckets → ``service.start()`` →
-    SERVING. Losing NATS later flips health to NOT_SERVING until it reconnects.
+    (with mTLS) the gRPC method authorizer gets its policy decider (ADR 0013) → SERVING. Losing NATS later flips health to NOT_SERVING until it reconnects.
 
 shutdown (SIGTERM, SIGINT, a crashed task, or :meth:`Runtime.request_stop`) — ordered,
 idempotent, under one hard timeout:
