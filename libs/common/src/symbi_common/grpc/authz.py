@@ -226,13 +226,11 @@ class MethodAuthorizer:
     ) -> PolicyDecision:
         if self._decider is None:
             return PolicyDecision.closed("this server has no policy connection yet")
-        now = time.time()
+        # No "time": with the hour only, repeated calls hit the policy's decision cache.
+        hour = int(time.time() // 3600 % 24)
         principal = EntityRef(principal_type, who.principal_id)
         question = PolicyQuestion(
-            principal,
-            action,
-            resource.ref,
-            {"time": int(now), "hour": int(now // 3600 % 24), "grpc_method": full_method},
+            principal, action, resource.ref, {"hour": hour, "grpc_method": full_method}
         )
         vouched: list[dict[str, Any]] = []
         decision = await self._decider.evaluate(question)
