@@ -5,6 +5,7 @@ the policy service over the bus — denied without a grant, allowed with one, UN
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from symbi_common.grpc import ChannelOptions, GrpcServer, error_from_rpc, open_c
 from symbi_common.policy_client import PolicyDecision, PolicyQuestion
 from symbi_common.service import binding
 from symbi_context.authz import CONTEXT_RULES
+from symbi_testing.eventually import eventually
 from symbi_testing.services import ServiceCluster
 from symbi_testing.tls import TestTls
 
@@ -154,6 +156,27 @@ async def test_audit_methods_asked_over_the_bus(services: ServiceCluster, tmp_pa
         symbi = error_from_rpc(error)
         assert action in symbi.message
         assert 'AuditLog::"default"' in symbi.message
+
+    # The policy service audited the denies, with the method in the request's context.
+    async def denied_archive_audited() -> bool:
+        async with open_channel(audit.grpc_address or "", admin) as channel:
+            found = await audit_pb2_grpc.AuditServiceStub(channel).Query(
+                audit_pb2.QueryRequest(event_type="policy.decision", text="Archive"),
+                timeout=10,
+            )
+        details = [json.loads(e.event.details_json) for e in found.entries]
+        assert any(
+            d["action"] == "administer"
+            and d["principal"] == 'Symbi::User::"alice"'
+            and d["context"]["grpc_method"] == "/symbi.audit.v1.AuditService/Archive"
+            and d["decision"] == "deny"
+            and any("no policy permits" in r for r in d["reasons"])
+            for d in details
+        ), details
+        return True
+
+    await eventually(denied_archive_audited, timeout=20)
+
     # A server stream is decided before its first message.
     async with open_channel(audit.grpc_address, alice) as channel:
         stream = audit_pb2_grpc.AuditServiceStub(channel).QueryStream(
