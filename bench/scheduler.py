@@ -430,6 +430,7 @@ class ProcessResult:
     queued_during: tuple[int, int]
     cpu_per_decision_ms: float
     idle_cpu_share: float
+    heartbeat_s: float
     idle_queued: int
     idle_running: int
     rss_mb: float
@@ -440,7 +441,9 @@ class ProcessResult:
         return self.decisions / self.burst_s
 
 
-async def run_process(tasks: int, nodes: int, seed: int, linger_s: float = 0.0) -> ProcessResult:
+async def run_process(
+    tasks: int, nodes: int, seed: int, heartbeat_s: float = 1.0, linger_s: float = 0.0
+) -> ProcessResult:
     import sys
     import tempfile
 
@@ -475,9 +478,7 @@ async def run_process(tasks: int, nodes: int, seed: int, linger_s: float = 0.0) 
                 "SYMBI_SCHEDULER__NODE_NETWORK_IO_MBPS": "1000",
                 "SYMBI_SCHEDULER__MAX_QUEUED": "200000",
                 "SYMBI_SECURITY__DEFAULT_SANDBOX_TIER": "docker",
-                "SYMBI_SCHEDULER__HEARTBEAT_PULL_BATCH": os.environ.get(
-                    "BENCH_HEARTBEAT_PULL_BATCH", "1"
-                ),
+                "SYMBI_SCHEDULER__HEARTBEAT_INTERVAL_S": str(heartbeat_s),
             },
         )
         assert policy.grpc_address is not None
@@ -546,7 +547,7 @@ async def run_process(tasks: int, nodes: int, seed: int, linger_s: float = 0.0) 
                     cpu_millicores=NODE_CPU,
                     tiers=tiers,
                     labels={"zone": ZONES[i % len(ZONES)]},
-                    heartbeat_interval_s=1.0,
+                    heartbeat_interval_s=heartbeat_s,
                     run_s=None,  # runs until the end: the cluster fills up and stays full
                     bus_config=BusSection(verify_threads=1),
                 )
@@ -571,7 +572,8 @@ async def run_process(tasks: int, nodes: int, seed: int, linger_s: float = 0.0) 
         decided = await stub.GetSystemStatus(status_request, timeout=5)
         cpu_burst = cpu_seconds(scheduler.pid) - cpu0
         burst_s = max(last_at - first_at, 1e-3)
-        # Idle: the cluster is full, the rest waits; the process follows 100 heartbeats/s,
+        # Idle: the cluster is full, the rest waits; the process follows nodes/heartbeat_s
+        # heartbeats per second (100 with the defaults),
         # renews its lease and retries the queue each heartbeat interval.
         await asyncio.sleep(3.0)
         idle_window = 10.0
@@ -594,6 +596,7 @@ async def run_process(tasks: int, nodes: int, seed: int, linger_s: float = 0.0) 
             queued_during=(min_queued, max_queued),
             cpu_per_decision_ms=cpu_burst / max(decided.decisions_total, 1) * 1000,
             idle_cpu_share=idle,
+            heartbeat_s=heartbeat_s,
             idle_queued=final.queued_total,
             idle_running=final.running_tasks,
             rss_mb=rss_mb(scheduler.pid),
@@ -617,6 +620,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--process-only", action="store_true", help="only (a) and (d), for development"
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=None, help="(d): tasks queued (default 10,000; --quick 2,000)"
+    )
+    parser.add_argument(
+        "--nodes", type=int, default=None, help="(d): simulated nodes (default 100; --quick 20)"
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=1.0,
+        help="(d): the nodes' heartbeat interval in seconds, also the scheduler's "
+        "heartbeat_interval_s (default 1, contract C3)",
     )
     parser.add_argument(
         "--linger",
@@ -658,8 +674,13 @@ def main() -> None:
             print(f"scheduler p99_ms: {p99 * 1e3:.3f} ratio_vs_heapq: {core.rate / base.rate:.3f}")
             return
     tasks, nodes = (2_000, 20) if args.quick else (QUEUED, NODES)
+    tasks, nodes = args.tasks or tasks, args.nodes or nodes
     print(f"\n(d) the scheduler process: {tasks:,} tasks queued over gRPC, then {nodes} nodes join")
-    proc = asyncio.run(run_process(tasks, nodes, args.seed, args.linger))
+    proc = asyncio.run(
+        run_process(
+            tasks, nodes, args.seed, heartbeat_s=args.heartbeat_interval, linger_s=args.linger
+        )
+    )
     print(
         f"submitted {proc.tasks:,} tasks in {proc.submit_s:.1f} s "
         f"({proc.tasks / proc.submit_s:,.0f}/s over gRPC, each journaled before the answer)"
@@ -677,7 +698,8 @@ def main() -> None:
     print(
         f"idle with {proc.idle_queued + proc.idle_running:,} agents registered "
         f"({proc.idle_running:,} running, {proc.idle_queued:,} queued) and {proc.nodes} nodes "
-        f"heartbeating: scheduler process CPU {proc.idle_cpu_share:.2%} of one core "
+        f"heartbeating every {proc.heartbeat_s:g} s: scheduler process CPU "
+        f"{proc.idle_cpu_share:.2%} of one core "
         f"(target < 5%); RSS {proc.rss_mb:.0f} MB"
     )
     print(

@@ -41,11 +41,12 @@ from .events import (
     LEASE_KEY,
     STATUS_PULLERS,
     NodeEvents,
-    heartbeat_consumer,
     lease_bucket,
+    legacy_heartbeat_durable,
     status_consumer,
 )
 from .forward import LeaderLink
+from .heartbeat_follow import HeartbeatFollower
 from .js_journal import JetStreamJournal
 from .kv_lease import KvLeaseStore
 from .lease import LeaderElection
@@ -184,18 +185,17 @@ class SchedulerService:
         )
         self._collector = StatusCollector(core.status)
         self._collector.register()
-        # Heartbeats: re-created each start so the first thing read is every node's latest.
-        hb_spec = heartbeat_consumer(settings.nats.name_prefix, settings.principal_id)
-        async with nats_call("reset the heartbeat consumer"):
+        # Heartbeats: an ordered push consumer per process, created at each start, so the
+        # first thing read is every node's latest heartbeat (heartbeat_follow).
+        hb_stream = f"{settings.nats.name_prefix}_HEARTBEATS"
+        async with nats_call("remove the heartbeat consumer of an earlier version"):
             try:
-                await js.delete_consumer(hb_spec.stream, hb_spec.durable)
+                await js.delete_consumer(hb_stream, legacy_heartbeat_durable(settings.principal_id))
             except Exception as exc:
                 if "not found" not in str(exc).lower():
                     raise
-        runtime.spawn(
-            bus.consume(hb_spec, events.on_heartbeat, batch=section.heartbeat_pull_batch),
-            name="heartbeats",
-        )
+        follower = HeartbeatFollower(bus, js, hb_stream, events.on_heartbeat)
+        runtime.spawn(follower.run(), name="heartbeats")
         runtime.spawn(outbox.run(), name="outbox")
         runtime.spawn(driver.run(), name="scheduler-driver")
         runtime.spawn(self._resign_on_stop(), name="resign-on-stop")

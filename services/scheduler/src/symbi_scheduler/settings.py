@@ -62,11 +62,6 @@ class SchedulerSection(Section):
     node_max_tasks: int = Field(64, ge=1, le=100_000)
     node_disk_io_mbps: int = Field(1000, ge=0)
     node_network_io_mbps: int = Field(1000, ge=0)
-    #: Heartbeats pulled per request. Larger batches cost less CPU per heartbeat (100 nodes:
-    #: ~10% of a core one at a time), but a pull that finds fewer waits out its 1 s timeout,
-    #: so heartbeats may be read up to a second late (their send time still counts):
-    #: keep heartbeat_interval_s × missed_heartbeats well above 1 s when raising it.
-    heartbeat_pull_batch: int = Field(1, ge=1, le=1024)
 
     # ---- dispatch
     #: A node must acknowledge (TaskStatus STARTED) within this; otherwise the task is
