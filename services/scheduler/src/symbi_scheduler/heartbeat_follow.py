@@ -10,9 +10,11 @@ the node's next one, and only the latest per node matters.
 
 So each process follows ``symbi.node.heartbeat.*`` on the HEARTBEATS stream with an
 *ordered push consumer* (ephemeral, in memory, no acknowledgements, flow control and idle
-heartbeats from the server; nats-py re-creates it from the next stream sequence on any gap
-or silence): first the latest heartbeat of every node (deliver last per subject), then every
-new one as it is stored — no pull, no polling delay.
+heartbeats from the server): first the latest heartbeat of every node (deliver last per
+subject), then every new one as it is stored — no pull, no polling delay. nats-py re-creates
+the consumer from the next stream sequence on a gap, or when the server has been silent for
+two idle-heartbeat intervals (``idle_heartbeat_s``, 1 s: the server sends those only while
+no heartbeat flows), e.g. after a NATS server restart lost the in-memory consumer.
 
 Every message is still checked exactly like ``SecureBus.consume`` checks it, with the bus's
 own parts: ``bus.opener.open`` (signature, freshness, sender certificate, destination,
@@ -75,7 +77,7 @@ class HeartbeatFollower:
         *,
         label: str = "scheduler-heartbeats",
         pending_limit: int = 4096,
-        idle_heartbeat_s: float = 5.0,
+        idle_heartbeat_s: float = 1.0,
     ) -> None:
         self._bus = bus
         self._js = js
