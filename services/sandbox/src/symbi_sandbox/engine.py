@@ -14,9 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import struct
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
@@ -30,6 +28,7 @@ from symbi_common.errors import (
     SymbiError,
     Unavailable,
 )
+from symbi_sandbox.docker_stream import ChunkedDecoder, FrameDemux, OutputHandoff
 from symbi_sandbox.hardening import ContainerSpec
 
 __all__ = [
@@ -132,11 +131,10 @@ class DockerEngineConfig:
     call_timeout_s: float = 30.0
     control_threads: int = 8
     stream_threads: int = 128  # two per running task (wait + output)
-    stream_queue: int = 64
+    stream_buffer_bytes: int = 1024 * 1024  # output read but not yet taken, per container
 
 
-_END = object()
-_STREAMS = {1: "stdout", 2: "stderr"}
+_READ_BYTES = 256 * 1024
 
 
 class DockerEngine:
@@ -294,57 +292,54 @@ class DockerEngine:
 
     async def output(self, container_id: str) -> AsyncIterator[tuple[str, bytes]]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue(self._config.stream_queue)
-        stop = threading.Event()
-
-        def deliver(item: object) -> bool:
-            while not stop.is_set():
-                future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-                try:
-                    future.result(timeout=0.5)
-                    return True
-                except concurrent.futures.TimeoutError:
-                    future.cancel()
-                except (RuntimeError, concurrent.futures.CancelledError):
-                    return False  # loop closed or put cancelled: nobody is listening
-            return False
+        handoff = OutputHandoff(loop, limit_bytes=self._config.stream_buffer_bytes)
 
         def pump() -> None:
             api = self._client.api
+            error: BaseException | None = None
             try:
                 # The logs endpoint with follow=1 replays from the container's start and ends
                 # when it exits, on runc and runsc alike (attach can miss a fast exit).
-                response = api._get(
-                    api._url("/containers/{0}/logs", container_id),
-                    params={"stdout": 1, "stderr": 1, "follow": 1},
-                    stream=True,
-                )
-                api._raise_for_status(response)
-                try:
-                    # A quiet task must not hit the control timeout: the stream lasts as long
-                    # as the container, which the runner always ends.
-                    api._disable_socket_timeout(api._get_raw_response_socket(response))
-                    for stream, data in _frames(response):
-                        if stop.is_set() or not deliver((_STREAMS.get(stream, "stdout"), data)):
-                            return
-                finally:
-                    response.close()
+                delivered = 0
+                for follow in (1, 0):
+                    response = api._get(
+                        api._url("/containers/{0}/logs", container_id),
+                        params={"stdout": 1, "stderr": 1, "follow": follow},
+                        stream=True,
+                    )
+                    api._raise_for_status(response)
+                    try:
+                        # A quiet task must not hit the control timeout: the stream lasts as
+                        # long as the container, which the runner always ends.
+                        api._disable_socket_timeout(api._get_raw_response_socket(response))
+                        sent = _pump_frames(response, handoff, container_id, skip=delivered)
+                    finally:
+                        response.close()
+                    if sent is None:
+                        return  # nobody reads any more
+                    # dockerd's follow stream can end before the last message when it is a
+                    # line without a newline (lost: "two" of `echo one; printf two`). Once
+                    # it ends the container has exited and its log is complete: read it
+                    # again without following and hand over what comes after what was sent.
+                    delivered += sent
             except Exception as exc:
-                deliver(exc)
+                error = exc
             finally:
-                deliver(_END)
+                handoff.finish(error)
 
         pumping = loop.run_in_executor(self._streams, pump)
         try:
             while True:
-                item = await queue.get()
-                if item is _END:
+                try:
+                    pieces, ended = await handoff.take()
+                except Exception as exc:
+                    raise _translate(f"logs {container_id[:12]}", exc) from exc
+                for piece in pieces:
+                    yield piece
+                if ended:
                     return
-                if isinstance(item, BaseException):
-                    raise _translate(f"attach {container_id[:12]}", item) from item
-                yield item  # type: ignore[misc]
         finally:
-            stop.set()
+            handoff.cancel()
             if pumping.done():
                 pumping.result()
 
@@ -372,19 +367,50 @@ class DockerEngine:
         await asyncio.to_thread(self._client.close)
 
 
-def _frames(response: Any) -> Iterator[tuple[int, bytes]]:
-    """Docker's multiplexed stream: 8-byte header (stream id, 3 pad, big-endian length)."""
-    while True:
-        header = response.raw.read(8)
-        if len(header) < 8:
-            return
-        stream, length = struct.unpack(">BxxxL", header)
-        if not length:
-            continue
-        data = response.raw.read(length)
+def _pump_frames(
+    response: Any, handoff: OutputHandoff, container_id: str, *, skip: int = 0
+) -> int | None:
+    """Reads the multiplexed stream in large pieces and hands the payloads over.
+
+    The first ``skip`` payload bytes are not handed over. Returns how many were (``None``
+    once the hand-off is cancelled).
+
+    dockerd sends the logs as chunked HTTP, one chunk per frame. Reading them through
+    urllib3 costs a call per chunk; instead the socket's buffered reader is read directly,
+    as much as has arrived per call, and the chunked coding is decoded here.
+    """
+    demux = FrameDemux()
+    sent = 0
+    buffered = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    decoder: ChunkedDecoder | None = None
+    read: Callable[[int], bytes] = response.raw.read1
+    if chunked and buffered is not None and hasattr(buffered, "read1"):
+        decoder, read = ChunkedDecoder(), buffered.read1
+    while not handoff.cancelled:
+        data = read(_READ_BYTES)  # what has arrived, without waiting for more
         if not data:
-            return
-        yield stream, data
+            break
+        body = decoder.feed(data) if decoder is not None else data
+        for stream, payload in demux.feed(body):
+            if skip:
+                cut = min(skip, len(payload))
+                skip -= cut
+                payload = payload[cut:]
+            if payload and not handoff.put(stream, payload):
+                return None
+            sent += len(payload)
+        if decoder is not None and decoder.done:
+            break
+    if decoder is not None and not decoder.done and not handoff.cancelled:
+        _log.warning("output of container %s: the HTTP body ended early", container_id[:12])
+    if demux.incomplete:
+        _log.warning(
+            "output of container %s ended inside a frame (%d bytes missing)",
+            container_id[:12],
+            demux.incomplete,
+        )
+    return None if handoff.cancelled else sent
 
 
 def _translate(what: str, exc: BaseException) -> SymbiError:

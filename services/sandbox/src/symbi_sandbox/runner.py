@@ -186,6 +186,10 @@ class RunnerConfig:
     finished_retention: int = 1024
     sdk_dir: Path | None = AGENT_SDK_PATH
     cleanup_timeout_s: float = 30.0
+    #: After exit, reading the rest of the output gives up after this long without any new
+    #: bytes, or after ``drain_max_s`` in all (dockerd sends ~3 MB/s of short lines).
+    drain_idle_s: float = 5.0
+    drain_max_s: float = 60.0
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -615,8 +619,7 @@ class SandboxRunner:
         pump = asyncio.create_task(self._pump(execution), name=f"sandbox-out-{execution.task_id}")
         try:
             state, exit_code, reason = await self._await_exit(execution)
-            # The output stream ends when the container does; give it a moment to drain.
-            await asyncio.wait([pump], timeout=5.0)
+            await self._drain(execution, pump)
         except asyncio.CancelledError:
             state, reason = ExecutionState.KILLED, "the sandbox runner was cancelled"
             raise
@@ -682,6 +685,29 @@ class SandboxRunner:
             for helper in (waiter, stopper):
                 helper.cancel()
             await asyncio.gather(waiter, stopper, return_exceptions=True)
+
+    async def _drain(self, execution: Execution, pump: asyncio.Task[None]) -> None:
+        """Lets the output stream end after exit: it does once dockerd has sent the rest.
+
+        The deadline is on progress, not on size: draining goes on while output keeps coming
+        (at most ``drain_max_s``) and gives up after ``drain_idle_s`` without any.
+        """
+        deadline = time.monotonic() + self._config.drain_max_s
+        seen = execution.output.total_bytes
+        while not pump.done():
+            wait = min(self._config.drain_idle_s, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            await asyncio.wait([pump], timeout=wait)
+            if execution.output.total_bytes == seen and not pump.done():
+                break  # no progress for drain_idle_s
+            seen = execution.output.total_bytes
+        if not pump.done():
+            _log.warning(
+                "output of task %s not drained after exit (%d bytes read); cut",
+                execution.task_id,
+                execution.output.total_bytes,
+            )
 
     async def _pump(self, execution: Execution) -> None:
         assert execution.container_id is not None
