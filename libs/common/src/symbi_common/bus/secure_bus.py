@@ -86,6 +86,8 @@ CONSUMED = Counter(
     "Envelopes handled, by consumer and outcome.",
     ["consumer", "outcome"],
 )
+#: Children looked up once: ``labels()`` on every publish costs more than the increment.
+_PUBLISHED_BY_PATTERN = {p: PUBLISHED.labels(p) for p in ("direct", "topic", "request")}
 HANDLE_SECONDS = Histogram(
     "symbi_bus_handle_seconds",
     "Time to open and handle one envelope.",
@@ -106,11 +108,13 @@ def _raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-def _stream_seq(msg: Msg) -> int:
+def _delivery(msg: Msg) -> tuple[int, int]:
+    """(delivery count, stream sequence) of a JetStream message, parsed once."""
     try:
-        return int(msg.metadata.sequence.stream) if msg.reply else 0
+        metadata = msg.metadata
     except Exception:  # not a JetStream message
-        return 0
+        return 1, 0
+    return metadata.num_delivered or 1, int(metadata.sequence.stream) if msg.reply else 0
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,13 @@ class _ConsumerState:
     seen: SeenSet
     rate: SenderRateLimiter
     stats: dict[str, int] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        # Metric children of the per-message outcomes, looked up once (``labels()`` costs
+        # more than the increment).
+        self.handled_ok = CONSUMED.labels(self.label, "ok")
+        self.handle_seconds = HANDLE_SECONDS.labels(self.label)
 
 
 class SecureBus:
@@ -313,7 +324,7 @@ class SecureBus:
                 reason="ENVELOPE_TOO_LARGE",
             )
         ack = await self.js.publish(env.subject, data, headers={"Nats-Msg-Id": env.id})
-        PUBLISHED.labels(pattern).inc()
+        _PUBLISHED_BY_PATTERN[pattern].inc()
         if ack.duplicate:
             log.debug("publish of %s was a duplicate (already stored)", env.id)
         return env.id
@@ -420,7 +431,7 @@ class SecureBus:
             if type(exc).__name__ == "NoRespondersError":
                 raise Unavailable(f"nobody serves {subject}", reason="NO_RESPONDERS") from None
             raise
-        PUBLISHED.labels("request").inc()
+        _PUBLISHED_BY_PATTERN["request"].inc()
         opened = self.opener.open(reply.data, subject=reply.subject)
         if opened.envelope.correlation_id != env.id:
             raise EnvelopeRejected(
@@ -453,6 +464,7 @@ class SecureBus:
         state = _ConsumerState(
             SeenSet(self.config.seen_set_size),
             SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
+            label=queue,
         )
         inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=max_pending)
 
@@ -637,13 +649,13 @@ class SecureBus:
         spec: ConsumerSpec,
     ) -> None:
         started = time.perf_counter()
-        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        delivered, stream_seq = _delivery(msg)
         if isinstance(outcome, EnvelopeRejected):
             outcome = await self._retry_unknown_sender(msg, outcome)
         try:
             if isinstance(outcome, EnvelopeRejected):
                 raise outcome
-            received = self._admit(outcome, msg.subject, state, delivered, _stream_seq(msg))
+            received = self._admit(outcome, msg.subject, state, delivered, stream_seq)
         except EnvelopeRejected as rejected:
             if (
                 rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
@@ -714,8 +726,8 @@ class SecureBus:
             return
         state.seen.add(received.msg_id)
         await msg.ack()
-        CONSUMED.labels(spec.label, "ok").inc()
-        HANDLE_SECONDS.labels(spec.label).observe(time.perf_counter() - started)
+        state.handled_ok.inc()
+        state.handle_seconds.observe(time.perf_counter() - started)
 
     @staticmethod
     def _key_wait_delay(delivered: int) -> float:
@@ -781,6 +793,7 @@ class SecureBus:
         state = _ConsumerState(
             SeenSet(self.config.seen_set_size),
             SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
+            label=spec.label,
         )
         size = batch or self.config.fetch_batch
         fetched: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=2)
@@ -830,6 +843,7 @@ class SecureBus:
         state = _ConsumerState(
             SeenSet(self.config.seen_set_size),
             SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
+            label=spec.label,
         )
         size = batch or self.config.fetch_batch
         # The next batch is fetched while this one is verified and handled (at most two
@@ -858,7 +872,7 @@ class SecureBus:
                 outcomes = await self._open_all(messages)
                 accepted: list[tuple[Msg, Received]] = []
                 for msg, outcome in zip(messages, outcomes, strict=True):
-                    delivered = msg.metadata.num_delivered if msg.metadata else 1
+                    delivered, stream_seq = _delivery(msg)
                     if isinstance(outcome, EnvelopeRejected):
                         outcome = await self._retry_unknown_sender(msg, outcome)
                     try:
@@ -867,9 +881,7 @@ class SecureBus:
                         accepted.append(
                             (
                                 msg,
-                                self._admit(
-                                    outcome, msg.subject, state, delivered, _stream_seq(msg)
-                                ),
+                                self._admit(outcome, msg.subject, state, delivered, stream_seq),
                             )
                         )
                     except EnvelopeRejected as rejected:
@@ -912,7 +924,7 @@ class SecureBus:
                 for msg, received in accepted:
                     state.seen.add(received.msg_id)
                     await msg.ack()
-                CONSUMED.labels(spec.label, "ok").inc(len(accepted))
+                state.handled_ok.inc(len(accepted))
         finally:
             prefetch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
