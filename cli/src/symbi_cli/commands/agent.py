@@ -8,25 +8,30 @@ the agent ended FAILED on create; 2 bad usage or input; 3 the service cannot be 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from symbi.common.v1 import common_pb2
 from symbi.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
-from symbi_cli.connect import service_address
+from symbi_cli.output import (
+    BAD_INPUT,
+    REFUSED,
+    UNREACHABLE,
+    fail,
+    message_dict,
+    message_json,
+    styled,
+    when,
+)
+from symbi_cli.output import out as _out
+from symbi_cli.rpc import ExitCodes, ServiceClient
 from symbi_common.dsl import format_of
-from symbi_common.errors import SymbiError, Unavailable
-from symbi_common.grpc import error_from_rpc, open_channel
 
 if TYPE_CHECKING:  # the async stub exists in the typing stubs only
     from symbi.lifecycle.v1.lifecycle_pb2_grpc import LifecycleServiceAsyncStub as Stub
@@ -36,16 +41,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_REFUSED = 1
-_BAD_INPUT = 2
-_UNREACHABLE = 3
 #: Deadline of each unary call to the service.
 _CALL_TIMEOUT_S = 30.0
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-_T = TypeVar("_T")
 
 _STATE_VALUES = lifecycle_pb2.AgentState.DESCRIPTOR.values_by_name
 _STATES = [n.removeprefix("AGENT_STATE_") for n in _STATE_VALUES][1:]
@@ -83,45 +81,23 @@ def _state_name(value: int) -> str:
 
 
 def _styled(state: str) -> str:
-    style = _STATE_STYLE.get(state)
-    return f"[{style}]{state}[/]" if style else state
-
-
-def _when(ms: int) -> str:
-    if not ms:
-        return "-"
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return styled(state, _STATE_STYLE)
 
 
 def _as_json(message: Any) -> str:
-    return json.dumps(
-        MessageToDict(message, preserving_proto_field_name=True), indent=2, sort_keys=True
-    )
+    return message_json(message, sort_keys=True, ascii_only=True)
 
 
-def _call(address: str | None, action: Callable[[Stub], Awaitable[_T]], what: str) -> _T:
-    """Run ``action`` against the lifecycle service; errors become clear lines and exit codes."""
-    try:
-        target = service_address("lifecycle", address=address)
-    except Unavailable as exc:
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(_UNREACHABLE) from None
+def _lifecycle_stub(channel: grpc.aio.Channel) -> Stub:
+    return lifecycle_pb2_grpc.LifecycleServiceStub(channel)
 
-    async def run() -> _T:
-        async with open_channel(target) as channel:
-            return await action(lifecycle_pb2_grpc.LifecycleServiceStub(channel))
 
-    try:
-        return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        error = error_from_rpc(exc)
-        code = _UNREACHABLE if exc.code() == grpc.StatusCode.UNAVAILABLE else _REFUSED
-        _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
-        raise typer.Exit(code) from None
-    except SymbiError as exc:
-        _err.print(f"[bold red]error:[/] {what}: {escape(exc.message)}")
-        raise typer.Exit(_REFUSED) from None
+_LIFECYCLE = ServiceClient(
+    service="lifecycle",
+    stub=_lifecycle_stub,
+    codes=ExitCodes(statuses={grpc.StatusCode.UNAVAILABLE: UNREACHABLE}),
+)
+_call = _LIFECYCLE.call
 
 
 def _show(agent: lifecycle_pb2.Agent, *, source: bool = False) -> None:
@@ -145,13 +121,13 @@ def _show(agent: lifecycle_pb2.Agent, *, source: bool = False) -> None:
         ("capabilities", ", ".join(agent.capabilities) or "-"),
         ("policies", ", ".join(agent.policy_ids) or "-"),
         ("restarts", f"{agent.restarts} of {agent.max_restarts}"),
-        ("created", _when(agent.created_at_ms)),
-        ("updated", _when(agent.updated_at_ms)),
+        ("created", when(agent.created_at_ms)),
+        ("updated", when(agent.updated_at_ms)),
     ]
     if agent.task_id:
         rows.append(("task", agent.task_id))
     if agent.restart_at_ms:
-        rows.append(("recovery at", _when(agent.restart_at_ms)))
+        rows.append(("recovery at", when(agent.restart_at_ms)))
     if agent.source_file:
         rows.append(("source", f"{agent.source_file} ({agent.source_format})"))
     if agent.version or agent.description:
@@ -181,8 +157,7 @@ def create(
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        _err.print(f"[bold red]error:[/] {file}: cannot read: {escape(str(exc))}")
-        raise typer.Exit(_BAD_INPUT) from None
+        raise fail(f"{file}: cannot read: {exc!s}", BAD_INPUT) from None
     kind = format_of(file.name)
     request = lifecycle_pb2.CreateAgentRequest(
         file_name=file.name, agent_id=agent_id, owner=owner, name=name, **{kind: text}
@@ -198,7 +173,7 @@ def create(
     else:
         _show(agent)
     if agent.state == lifecycle_pb2.AGENT_STATE_FAILED:
-        raise typer.Exit(_REFUSED)
+        raise typer.Exit(REFUSED)
 
 
 @app.command("list")
@@ -218,12 +193,10 @@ def list_agents(
     if state:
         key = f"AGENT_STATE_{state.strip().upper()}"
         if key not in _STATE_VALUES:
-            _err.print(f"[bold red]error:[/] unknown state {state!r}; one of {', '.join(_STATES)}")
-            raise typer.Exit(_BAD_INPUT)
+            raise fail(f"unknown state {state!r}; one of {', '.join(_STATES)}", BAD_INPUT)
         state_value = getattr(lifecycle_pb2, key)
     if limit < 0:
-        _err.print("[bold red]error:[/] --limit must be 0 or more")
-        raise typer.Exit(_BAD_INPUT)
+        raise fail("--limit must be 0 or more", BAD_INPUT)
 
     async def action(stub: Stub) -> tuple[list[lifecycle_pb2.Agent], int]:
         agents: list[lifecycle_pb2.Agent] = []
@@ -251,7 +224,7 @@ def list_agents(
             json.dumps(
                 {
                     "total": total,
-                    "agents": [MessageToDict(a, preserving_proto_field_name=True) for a in agents],
+                    "agents": [message_dict(a) for a in agents],
                 },
                 indent=2,
                 sort_keys=True,
@@ -267,7 +240,7 @@ def list_agents(
             _styled(_state_name(agent.state)),
             _TIERS.get(agent.tier, "-"),
             str(agent.restarts),
-            _when(agent.updated_at_ms),
+            when(agent.updated_at_ms),
             escape(agent.reason),
         )
     _out.print(table)
@@ -326,7 +299,7 @@ def _transition_line(transition: lifecycle_pb2.Transition, *, with_agent: bool =
     after = _state_name(transition.to_state)
     who = f"{transition.agent_id} " if with_agent else ""
     return (
-        f"{_when(transition.timestamp_ms)} {who}#{transition.seq} {before} → {_styled(after)}"
+        f"{when(transition.timestamp_ms)} {who}#{transition.seq} {before} → {_styled(after)}"
         f"  {escape(transition.reason)} [dim]({escape(transition.actor)}, rev "
         f"{transition.revision})[/]"
     )
@@ -347,11 +320,9 @@ def watch(
     """Prints transitions as they happen (an agent's stream ends when it is terminated)."""
     stop_at = until.strip().upper() if until else None
     if stop_at is not None and stop_at not in _STATES:
-        _err.print(f"[bold red]error:[/] unknown state {until!r}; one of {', '.join(_STATES)}")
-        raise typer.Exit(_BAD_INPUT)
+        raise fail(f"unknown state {until!r}; one of {', '.join(_STATES)}", BAD_INPUT)
     if stop_at is not None and not agent_id:
-        _err.print("[bold red]error:[/] --until needs an agent id")
-        raise typer.Exit(_BAD_INPUT)
+        raise fail("--until needs an agent id", BAD_INPUT)
 
     async def follow(stub: Stub) -> None:
         stream = stub.WatchAgent(

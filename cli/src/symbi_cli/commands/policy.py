@@ -6,25 +6,23 @@ Exit codes: 0 ok; 1 policies invalid, or the service refused a write; 2 bad usag
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import datetime
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
-from symbi_cli.connect import service_address
-from symbi_common.errors import InvalidArgument, SymbiError, Unavailable
-from symbi_common.grpc import error_from_rpc, open_channel
+from symbi_cli.output import BAD_INPUT, REFUSED, UNREACHABLE, fail, when
+from symbi_cli.output import err as _err
+from symbi_cli.output import out as _out
+from symbi_cli.rpc import ExitCodes, ServiceClient
+from symbi_common.errors import InvalidArgument
 from symbi_policy import (
     AuthzRequest,
     PolicyEngine,
@@ -36,21 +34,18 @@ from symbi_policy import (
 from symbi_policy.entities import normalize_entities
 from symbi_policy.offline import load_policy_directory, offline_engine, validate_files
 
+if TYPE_CHECKING:  # the async stub exists in the typing stubs only
+    from symbi.policy.v1.policy_pb2_grpc import PolicyServiceAsyncStub as Stub
+
 app = typer.Typer(
     help="Cedar policies: validate and evaluate offline; push to and list the policy service.",
     no_args_is_help=True,
 )
 
-_INVALID = 1
-_BAD_INPUT = 2
-_UNREACHABLE = 3
+_INVALID = REFUSED
 #: Deadline of each call to the service.
 _CALL_TIMEOUT_S = 10.0
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-_T = TypeVar("_T")
 
 AddressOption = Annotated[
     str | None,
@@ -104,7 +99,7 @@ def evaluate(
     except (InvalidArgument, ValueError, OSError) as exc:
         message = exc.message if isinstance(exc, InvalidArgument) else str(exc)
         typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(_BAD_INPUT) from None
+        raise typer.Exit(BAD_INPUT) from None
     decision = engine.evaluate(parsed)
     json.dump(decision_to_dict(decision), sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
@@ -141,8 +136,7 @@ def push(
             _err.print(_with_file(directory, problem), markup=False)
         raise typer.Exit(_INVALID) from None
     except InvalidArgument as exc:
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(_BAD_INPUT) from None
+        raise fail(exc.message, BAD_INPUT) from None
     entity_messages = _entity_messages(snapshot.entities.text) if snapshot.entities else []
 
     async def run(stub: Any) -> int:
@@ -211,7 +205,7 @@ def list_policies(
             str(document.version),
             escape(document.origin),
             escape(document.updated_by),
-            _when(document.updated_at_ms),
+            when(document.updated_at_ms),
             str(document.source.count("\n") + 1),
         )
     _out.print(table)
@@ -222,8 +216,7 @@ def _entity_messages(text: str) -> list[policy_pb2.Entity]:
     try:
         entities = normalize_entities(json.loads(text) if text.strip() else [])
     except ValueError as exc:
-        _err.print(f"[bold red]error:[/] --entities: {escape(str(exc))}")
-        raise typer.Exit(_BAD_INPUT) from None
+        raise fail(f"--entities: {exc!s}", BAD_INPUT) from None
     messages = []
     for raw in entities:
         message = policy_pb2.Entity(uid=policy_pb2.EntityRef(**raw["uid"]))
@@ -241,32 +234,13 @@ def _with_file(directory: Path, problem: PolicyProblem) -> str:
     return str(problem)
 
 
-def _when(ms: int) -> str:
-    if not ms:
-        return "-"
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+def _policy_stub(channel: grpc.aio.Channel) -> Stub:
+    return policy_pb2_grpc.PolicyServiceStub(channel)
 
 
-def _call(address: str | None, action: Callable[[Any], Awaitable[_T]], what: str) -> _T:
-    """Run ``action`` against the policy service; errors become one line and an exit code."""
-    try:
-        target = service_address("policy", address=address)
-    except Unavailable as exc:
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(_UNREACHABLE) from None
-
-    async def run() -> _T:
-        async with open_channel(target) as channel:
-            return await action(policy_pb2_grpc.PolicyServiceStub(channel))
-
-    try:
-        return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        error = error_from_rpc(exc)
-        code = _UNREACHABLE if exc.code() == grpc.StatusCode.UNAVAILABLE else _INVALID
-        _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
-        raise typer.Exit(code) from None
-    except SymbiError as exc:
-        _err.print(f"[bold red]error:[/] {what}: {escape(exc.message)}")
-        raise typer.Exit(_INVALID) from None
+_POLICY = ServiceClient(
+    service="policy",
+    stub=_policy_stub,
+    codes=ExitCodes(statuses={grpc.StatusCode.UNAVAILABLE: UNREACHABLE}, refused=_INVALID),
+)
+_call = _POLICY.call
