@@ -16,22 +16,27 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from symbi.common.v1 import common_pb2
 from symbi.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from symbi_cli.connect import service_address
-from symbi_common.errors import SymbiError, Unavailable
-from symbi_common.grpc import error_from_rpc, open_channel
+from symbi_cli.output import (
+    BAD_INPUT,
+    REFUSED,
+    UNREACHABLE,
+    fail,
+    message_dict,
+    styled,
+    when,
+)
+from symbi_cli.output import out as _out
+from symbi_cli.rpc import ExitCodes, ServiceClient
 
 if TYPE_CHECKING:  # the async stub exists in the typing stubs only
     from symbi.scheduler.v1.scheduler_pb2_grpc import SchedulerServiceAsyncStub as Stub
@@ -41,18 +46,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_REFUSED = 1
-_BAD_INPUT = 2
-_UNREACHABLE = 3
 #: Deadline of each unary call to the service.
 _CALL_TIMEOUT_S = 30.0
 #: Most tasks ListTasks returns in one call (the service's cap).
 _MAX_LIST = 10_000
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-_T = TypeVar("_T")
 
 _STATE_VALUES = scheduler_pb2.TaskState.DESCRIPTOR.values_by_name
 _STATES = [n.removeprefix("TASK_STATE_") for n in _STATE_VALUES][1:]
@@ -96,29 +94,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 # ---------------------------------------------------------------- helpers
-def _bad_input(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(_BAD_INPUT)
-
-
 def _state_name(value: int) -> str:
     return scheduler_pb2.TaskState.Name(value).removeprefix("TASK_STATE_")
 
 
 def _styled(state: str) -> str:
-    style = _STATE_STYLE.get(state)
-    return f"[{style}]{state}[/]" if style else state
+    return styled(state, _STATE_STYLE)
 
 
 def _priority(value: int) -> str:
     return _PRIORITY_NAMES.get(value, "normal")
-
-
-def _when(ms: int) -> str:
-    if not ms:
-        return "-"
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _clock(ms: int) -> str:
@@ -131,10 +116,7 @@ def _percent(share: float) -> str:
 
 
 def _dict(message: Any) -> dict[str, Any]:
-    result: dict[str, Any] = MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    return result
+    return message_dict(message, with_defaults=True)
 
 
 def _print_json(value: Any) -> None:
@@ -147,7 +129,7 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key.strip():
-            raise _bad_input(f"{option} {value!r}: expected KEY=VALUE")
+            raise fail(f"{option} {value!r}: expected KEY=VALUE")
         pairs[key.strip()] = rest
     return pairs
 
@@ -158,48 +140,31 @@ def _millicores(value: str) -> int:
     try:
         amount = int(text[:-1]) if text.endswith("m") else round(float(text) * 1000)
     except ValueError:
-        raise _bad_input(f"--cpu {value!r}: expected cores (0.5, 2) or millicores (500m)") from None
+        raise fail(f"--cpu {value!r}: expected cores (0.5, 2) or millicores (500m)") from None
     if amount <= 0:
-        raise _bad_input(f"--cpu {value!r}: must be more than zero")
+        raise fail(f"--cpu {value!r}: must be more than zero")
     return amount
 
 
-def _call(address: str | None, action: Callable[[Stub], Awaitable[_T]], what: str) -> _T:
-    """Run ``action`` against the scheduler; errors become one clear line and an exit code."""
-    try:
-        target = service_address("scheduler", address=address)
-    except Unavailable as exc:
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(_UNREACHABLE) from None
+def _scheduler_stub(channel: grpc.aio.Channel) -> Stub:
+    return scheduler_pb2_grpc.SchedulerServiceStub(channel)
 
-    async def run() -> _T:
-        async with open_channel(target) as channel:
-            return await action(scheduler_pb2_grpc.SchedulerServiceStub(channel))
 
-    try:
-        return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        error = error_from_rpc(exc)
-        status = exc.code()
-        if status == grpc.StatusCode.UNAVAILABLE and error.reason == "SCHEDULER_NOT_ACTIVE":
-            _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
-            raise typer.Exit(_REFUSED) from None
-        if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            # Without the server's error details the call never reached a scheduler; with
-            # them, the scheduler answered but cannot serve now (e.g. no leader yet).
-            where = (
-                f"cannot reach the scheduler at {escape(target)}: "
-                if error.reason == status.name
-                else ""
-            )
-            _err.print(f"[bold red]error:[/] {what}: {where}{escape(error.message)}")
-            raise typer.Exit(_UNREACHABLE) from None
-        _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
-        code = _BAD_INPUT if status == grpc.StatusCode.INVALID_ARGUMENT else _REFUSED
-        raise typer.Exit(code) from None
-    except SymbiError as exc:
-        _err.print(f"[bold red]error:[/] {what}: {escape(exc.message)}")
-        raise typer.Exit(_REFUSED) from None
+_SCHEDULER = ServiceClient(
+    service="scheduler",
+    stub=_scheduler_stub,
+    codes=ExitCodes(
+        # a standby (or a leader that just stepped down) answered: the request was refused
+        reasons={"SCHEDULER_NOT_ACTIVE": REFUSED},
+        statuses={
+            grpc.StatusCode.UNAVAILABLE: UNREACHABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED: UNREACHABLE,
+            grpc.StatusCode.INVALID_ARGUMENT: BAD_INPUT,
+        },
+    ),
+    name_unreached=True,
+)
+_call = _SCHEDULER.call
 
 
 def _limits_text(limits: common_pb2.ResourceLimits) -> str:
@@ -235,9 +200,9 @@ def _show_task(task: scheduler_pb2.Task) -> None:
         ("preemptible", "yes" if task.preemptible else "no"),
         ("attempt", str(task.attempt)),
         ("dispatch", task.dispatch_id or "-"),
-        ("submitted", _when(task.submitted_at_ms)),
-        ("started", _when(task.started_at_ms)),
-        ("updated", _when(task.updated_at_ms)),
+        ("submitted", when(task.submitted_at_ms)),
+        ("started", when(task.started_at_ms)),
+        ("updated", when(task.updated_at_ms)),
     ]
     if task.reason:
         rows.append(("reason", escape(task.reason)))
@@ -338,7 +303,7 @@ def nodes(as_json: JsonOption = False, address: AddressOption = None) -> None:
             f"{n.running_tasks} / {n.max_tasks}",
             ", ".join(_TIER_NAMES.get(t, "?") for t in n.tiers) or "-",
             escape(_labels(n.labels)),
-            _when(n.last_heartbeat_ms),
+            when(n.last_heartbeat_ms),
         )
     _out.print(table)
     count = len(response.nodes)
@@ -362,10 +327,10 @@ def tasks(
     if state:
         key = f"TASK_STATE_{state.strip().upper()}"
         if key not in _STATE_VALUES:
-            raise _bad_input(f"unknown state {state!r}; one of {', '.join(_STATES)}")
+            raise fail(f"unknown state {state!r}; one of {', '.join(_STATES)}")
         state_value = getattr(scheduler_pb2, key)
     if not 1 <= limit <= _MAX_LIST:
-        raise _bad_input(f"--limit must be between 1 and {_MAX_LIST}")
+        raise fail(f"--limit must be between 1 and {_MAX_LIST}")
 
     async def action(stub: Stub) -> scheduler_pb2.ListTasksResponse:
         answer: scheduler_pb2.ListTasksResponse = await stub.ListTasks(
@@ -387,7 +352,7 @@ def tasks(
             _priority(t.priority),
             t.node_id or "-",
             str(t.attempt),
-            _when(t.submitted_at_ms),
+            when(t.submitted_at_ms),
             escape(t.reason),
         )
     _out.print(table)
@@ -483,12 +448,12 @@ def schedule(
     """Queues an agent task; prints its id (or the task, with --json)."""
     level = _PRIORITIES.get(priority.strip().lower())
     if level is None:
-        raise _bad_input(f"unknown priority {priority!r}; one of {', '.join(_PRIORITIES)}")
+        raise fail(f"unknown priority {priority!r}; one of {', '.join(_PRIORITIES)}")
     tier_value = common_pb2.SANDBOX_TIER_UNSPECIFIED
     if tier:
         found_tier = _TIERS.get(tier.strip().lower())
         if found_tier is None:
-            raise _bad_input(f"unknown tier {tier!r}; one of {', '.join(_TIERS)}")
+            raise fail(f"unknown tier {tier!r}; one of {', '.join(_TIERS)}")
         tier_value = found_tier
     for option, value in (
         ("--memory-mb", memory_mb),
@@ -497,15 +462,15 @@ def schedule(
         ("--max-processes", max_processes),
     ):
         if value < 0:
-            raise _bad_input(f"{option} must be 0 or more")
+            raise fail(f"{option} must be 0 or more")
     if timeout < 0:
-        raise _bad_input("--timeout must be 0 or more")
+        raise fail("--timeout must be 0 or more")
     code = b""
     if code_file is not None:
         try:
             code = code_file.read_bytes()
         except OSError as exc:
-            raise _bad_input(f"{code_file}: cannot read: {exc}") from None
+            raise fail(f"{code_file}: cannot read: {exc}") from None
     limits = common_pb2.ResourceLimits(
         memory_mb=memory_mb,
         cpu_millicores=_millicores(cpu) if cpu else 0,
@@ -584,7 +549,7 @@ def watch(
 ) -> None:
     """Prints queue events as they happen (from the leader) until Ctrl-C."""
     if timeout < 0:
-        raise _bad_input("--timeout must be 0 or more")
+        raise fail("--timeout must be 0 or more")
 
     def show(event: scheduler_pb2.QueueEvent) -> None:
         if as_json:
