@@ -21,15 +21,13 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import grpc
 import typer
-from google.protobuf import json_format
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -42,9 +40,12 @@ from symbi_audit.note import NoteSigner, NoteVerifier
 from symbi_audit.proof import ConsistencyProof, InclusionProof, parse_hash
 from symbi_audit.query import encode_cursor
 from symbi_audit.verify import verify_export_file
-from symbi_cli.connect import service_address
-from symbi_common.errors import InvalidArgument, SymbiError, Unavailable
-from symbi_common.grpc import error_from_rpc, open_channel
+from symbi_cli.output import BAD_INPUT, REFUSED, echo_json, fail
+from symbi_cli.output import folded_err as _err
+from symbi_cli.output import folded_out as _out
+from symbi_cli.rpc import ExitCodes, ServiceClient
+from symbi_common.errors import InvalidArgument
+from symbi_common.grpc import open_channel
 from symbi_common.grpc.client import ChannelOptions
 
 app = typer.Typer(
@@ -58,11 +59,7 @@ proof_app = typer.Typer(
 )
 app.add_typer(proof_app, name="proof")
 
-_FAILED = 1
-_BAD_INPUT = 2
-
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
+_FAILED = REFUSED
 
 PublicKeyOption = Annotated[
     str,
@@ -74,8 +71,7 @@ PublicKeyOption = Annotated[
 
 
 def _bad_input(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(_BAD_INPUT)
+    return fail(message, BAD_INPUT, console=_err)
 
 
 def _text_or_file(value: str) -> str:
@@ -367,7 +363,6 @@ def keygen(
 
 # ---------------------------------------------------------------------------------- service
 
-_T = TypeVar("_T")
 _TIMEOUT_S = 60.0
 # A followed stream is resumed after this long (and after any dropped connection).
 _FOLLOW_SESSION_S = 3600.0
@@ -421,50 +416,18 @@ def _millis(value: str | None, option: str) -> int:
     return max(1, int(moment.timestamp() * 1000))
 
 
-def _target(address: str | None) -> str:
-    try:
-        return service_address("audit", address=address)
-    except Unavailable as exc:
-        raise _bad_input(exc.message) from None
+def _audit_stub(channel: grpc.aio.Channel) -> audit_pb2_grpc.AuditServiceAsyncStub:
+    return audit_pb2_grpc.AuditServiceStub(channel)
 
 
-def _fail_rpc(exc: grpc.aio.AioRpcError) -> typer.Exit:
-    error = error_from_rpc(exc)
-    _err.print(f"[bold red]error:[/] {escape(error.message)} ({error.reason})")
-    return typer.Exit(_FAILED)
-
-
-def _call(
-    address: str | None,
-    action: Callable[[audit_pb2_grpc.AuditServiceAsyncStub], Awaitable[_T]],
-    *,
-    options: ChannelOptions | None = None,
-) -> _T:
-    """Run ``action`` against the service; errors become one line and an exit code."""
-    target = _target(address)
-
-    async def run() -> _T:
-        async with open_channel(target, options) as channel:
-            stub: Any = audit_pb2_grpc.AuditServiceStub(channel)
-            return await action(stub)
-
-    try:
-        return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        raise _fail_rpc(exc) from None
-    except SymbiError as exc:
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(_FAILED) from None
-
-
-def _print_json(message: Any) -> None:
-    typer.echo(
-        json.dumps(
-            json_format.MessageToDict(message, preserving_proto_field_name=True),
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
+_AUDIT = ServiceClient(
+    service="audit",
+    stub=_audit_stub,
+    codes=ExitCodes(missing=BAD_INPUT),
+    show_reason=True,
+    err=_err,
+)
+_call = _AUDIT.call
 
 
 def _moment(timestamp_us: int) -> str:
@@ -538,7 +501,7 @@ def tail(
     request = _query_request(agent, actor, event_type, tag, text, None, None)
     request.last = last
     request.follow = follow
-    target = _target(address)
+    target = _AUDIT.target(address)
     printed = 0
     last_index = -1
 
@@ -584,7 +547,7 @@ def tail(
     except KeyboardInterrupt:
         return
     except grpc.aio.AioRpcError as exc:
-        raise _fail_rpc(exc) from None
+        raise _AUDIT.failed(exc) from None
 
 
 @app.command()
@@ -611,7 +574,7 @@ def query(
     request.page.page_token = page_token or ""
     response = _call(address, lambda stub: stub.Query(request, timeout=_TIMEOUT_S))
     if as_json:
-        _print_json(response)
+        echo_json(response)
         return
     for entry in response.entries:
         _out.print(_entry_line(entry))
@@ -660,7 +623,7 @@ def export(
     if start_index is not None:
         request.start_index = start_index
     verifier = _verifier(public_key) if public_key else None
-    target = _target(address)
+    target = _AUDIT.target(address)
     info: list[audit_pb2.ExportInfo] = []
 
     async def write(handle: Any) -> None:
@@ -674,7 +637,7 @@ def export(
     try:
         _write_atomically(out, write)
     except grpc.aio.AioRpcError as exc:
-        raise _fail_rpc(exc) from None
+        raise _AUDIT.failed(exc) from None
     except OSError as exc:
         raise _bad_input(f"cannot write {out}: {exc}") from None
     table = Table(show_header=False, box=None)
@@ -758,7 +721,7 @@ def status(as_json: JsonOption = False, address: AddressOption = None) -> None:
         address, lambda stub: stub.GetStatus(audit_pb2.GetStatusRequest(), timeout=_TIMEOUT_S)
     )
     if as_json:
-        _print_json(response)
+        echo_json(response)
         return
     table = Table(show_header=False, box=None)
     table.add_row("log", response.origin)

@@ -9,37 +9,34 @@ the service cannot be found.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
 import typer
 from google.protobuf import json_format
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from symbi.context.v1 import context_pb2 as pb
 from symbi.context.v1 import context_pb2_grpc as pb_grpc
-from symbi_cli.connect import service_address
-from symbi_common.errors import SymbiError, Unavailable
-from symbi_common.grpc import error_from_rpc, open_channel
+from symbi_cli.output import BAD_INPUT, fail
+from symbi_cli.output import folded_err as _err
+from symbi_cli.output import folded_out as _out
+from symbi_cli.rpc import ExitCodes, ServiceClient
+
+if TYPE_CHECKING:  # the async stub exists in the typing stubs only
+    from symbi.context.v1.context_pb2_grpc import ContextServiceAsyncStub as Stub
 
 app = typer.Typer(
     help="Agent memory, knowledge base and cited answers (the context service).",
     no_args_is_help=True,
 )
 
-_FAILED = 1
-_BAD_INPUT = 2
 _PIECE = 256 * 1024
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
-_T = TypeVar("_T")
 
 AgentOption = Annotated[str, typer.Option("--agent", "-a", help="Whose context (agent id).")]
 AddressOption = Annotated[
@@ -63,8 +60,7 @@ _CONTENT_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".json":
 
 
 def _bad_input(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(_BAD_INPUT)
+    return fail(message, BAD_INPUT, console=_err)
 
 
 def _choice(value: str | None, table: dict[str, Any], what: str) -> Any:
@@ -76,26 +72,18 @@ def _choice(value: str | None, table: dict[str, Any], what: str) -> Any:
         raise _bad_input(f"{what} {value!r}: one of {', '.join(table)}") from None
 
 
-def _call(address: str | None, action: Callable[[Any], Awaitable[_T]]) -> _T:
-    """Run ``action`` against the service; errors become one line and an exit code."""
-    try:
-        target = service_address("context", address=address)
-    except Unavailable as exc:
-        raise _bad_input(exc.message) from None
+def _context_stub(channel: grpc.aio.Channel) -> Stub:
+    return pb_grpc.ContextServiceStub(channel)
 
-    async def run() -> _T:
-        async with open_channel(target) as channel:
-            return await action(pb_grpc.ContextServiceStub(channel))
 
-    try:
-        return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        error = error_from_rpc(exc)
-        _err.print(f"[bold red]error:[/] {escape(error.message)} ({error.reason})")
-        raise typer.Exit(_FAILED) from None
-    except SymbiError as exc:
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(_FAILED) from None
+_CONTEXT = ServiceClient(
+    service="context",
+    stub=_context_stub,
+    codes=ExitCodes(missing=BAD_INPUT),
+    show_reason=True,
+    err=_err,
+)
+_call = _CONTEXT.call
 
 
 def _print_json(message: Any) -> None:

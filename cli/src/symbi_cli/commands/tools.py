@@ -9,36 +9,29 @@ found the tool not usable; 2 bad usage or the gateway cannot be found.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import grpc
 import typer
-from google.protobuf import json_format
-from rich.console import Console
 from rich.table import Table
 
 from symbi.mcp_gateway.v1 import mcp_gateway_pb2 as pb
 from symbi.mcp_gateway.v1 import mcp_gateway_pb2_grpc as pb_grpc
-from symbi_cli.connect import service_address
-from symbi_common.errors import SymbiError, Unavailable
-from symbi_common.grpc import error_from_rpc, open_channel
+from symbi_cli.output import BAD_INPUT, REFUSED, echo_json, fail
+from symbi_cli.output import folded_err as _err
+from symbi_cli.output import folded_out as _out
+from symbi_cli.rpc import ExitCodes, ServiceClient
 
 app = typer.Typer(
     help="MCP tools: list verified tools, verify one, show pins, approve a quarantined tool.",
     no_args_is_help=True,
 )
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
-_FAILED = 1
-_BAD_USAGE = 2
+_FAILED = REFUSED
 _TIMEOUT_S = 60.0
 
-_T = TypeVar("_T")
 
 AddressOption = Annotated[
     str | None,
@@ -63,40 +56,18 @@ def _status_name(status: int) -> str:
     return pb.ToolStatus.Name(status).removeprefix("TOOL_STATUS_").lower()
 
 
-def _call(
-    address: str | None, action: Callable[[pb_grpc.McpGatewayServiceAsyncStub], Awaitable[_T]]
-) -> _T:
-    """Run one async call against the gateway; errors become one line and an exit code."""
-    try:
-        target = service_address("mcp-gateway", address=address)
-    except Unavailable as exc:
-        _err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(_BAD_USAGE) from None
-
-    async def run() -> _T:
-        async with open_channel(target) as channel:
-            stub: Any = pb_grpc.McpGatewayServiceStub(channel)
-            return await action(stub)
-
-    try:
-        return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        error = error_from_rpc(exc)
-        _err.print(f"[red]error:[/red] {error.message} ({error.reason})")
-        raise typer.Exit(_FAILED) from None
-    except SymbiError as exc:
-        _err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(_FAILED) from None
+def _gateway_stub(channel: grpc.aio.Channel) -> pb_grpc.McpGatewayServiceAsyncStub:
+    return pb_grpc.McpGatewayServiceStub(channel)
 
 
-def _print_json(message: Any) -> None:
-    typer.echo(
-        json.dumps(
-            json_format.MessageToDict(message, preserving_proto_field_name=True),
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
+_GATEWAY = ServiceClient(
+    service="mcp-gateway",
+    stub=_gateway_stub,
+    codes=ExitCodes(missing=BAD_INPUT),
+    show_reason=True,
+    err=_err,
+)
+_call = _GATEWAY.call
 
 
 def _short(text: str, keep: int = 19) -> str:
@@ -123,7 +94,7 @@ def servers_command(address: AddressOption = None, as_json: JsonOption = False) 
         address, lambda stub: stub.ListServers(pb.ListServersRequest(), timeout=_TIMEOUT_S)
     )
     if as_json:
-        _print_json(response)
+        echo_json(response)
         return
     table = Table("server", "transport", "trust", "state", "tools", "in flight", "last error")
     for server in response.servers:
@@ -159,7 +130,7 @@ def list_command(
     )
     response = _call(address, lambda stub: stub.ListTools(request, timeout=_TIMEOUT_S))
     if as_json:
-        _print_json(response)
+        echo_json(response)
         return
     if not response.tools:
         _out.print("no tools" + ("" if include_hidden else " (try --all for hidden ones)"))
@@ -178,7 +149,7 @@ def verify_command(
     request = pb.VerifyToolRequest(server=server, tool=tool)
     view = _call(address, lambda stub: stub.VerifyTool(request, timeout=_TIMEOUT_S))
     if as_json:
-        _print_json(view)
+        echo_json(view)
     else:
         _out.print(_tool_table([view]))
     if not view.usable:
@@ -195,7 +166,7 @@ def pins_command(
     request = pb.ListPinsRequest(server=server or "")
     response = _call(address, lambda stub: stub.ListPins(request, timeout=_TIMEOUT_S))
     if as_json:
-        _print_json(response)
+        echo_json(response)
         return
     table = Table("tool", "definition", "key", "domain", "approved by")
     for pin in response.pins:
@@ -239,8 +210,7 @@ def approve_command(
         )
         found = [candidate for candidate in listing.tools if candidate.name == tool]
         if not found:
-            _err.print(f"[red]error:[/red] server {server} lists no tool {tool!r}")
-            raise typer.Exit(_FAILED)
+            raise fail(f"server {server} lists no tool {tool!r}", _FAILED, console=_err)
         current = found[0]
         _out.print(_tool_table([current]))
         _out.print(json.dumps(json.loads(current.document_json), indent=2, ensure_ascii=False))
@@ -288,17 +258,15 @@ def call_command(
     try:
         parsed = json.loads(arguments)
     except ValueError as exc:
-        _err.print(f"[red]error:[/red] --args is not JSON: {exc}")
-        raise typer.Exit(_BAD_USAGE) from None
+        raise fail(f"--args is not JSON: {exc}", BAD_INPUT, console=_err) from None
     if not isinstance(parsed, dict):
-        _err.print("[red]error:[/red] --args must be a JSON object")
-        raise typer.Exit(_BAD_USAGE)
+        raise fail("--args must be a JSON object", BAD_INPUT, console=_err)
     request = pb.InvokeToolRequest(
         agent_id=agent, server=server, tool=tool, arguments_json=json.dumps(parsed)
     )
     response = _call(address, lambda stub: stub.InvokeTool(request, timeout=_TIMEOUT_S))
     if as_json:
-        _print_json(response)
+        echo_json(response)
     else:
         for text in response.text:
             _out.print(text)
