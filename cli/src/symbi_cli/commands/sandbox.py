@@ -13,28 +13,28 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import grpc
 import nats
 import nats.errors
 import typer
 from google.protobuf import duration_pb2
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from symbi.bus.v1 import events_pb2
 from symbi.common.v1 import common_pb2
 from symbi.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
-from symbi_cli.connect import service_address
 from symbi_cli.local import CLI_PRINCIPAL, read_state
+from symbi_cli.output import BAD_INPUT, REFUSED, UNREACHABLE, fail
+from symbi_cli.output import folded_err as _err
+from symbi_cli.output import folded_out as _out
+from symbi_cli.rpc import ExitCodes, ServiceClient
 from symbi_common.bus import PLATFORM_TOPIC, BusEndpoint, load_credentials
 from symbi_common.bus.permissions import inbox_prefix
 from symbi_common.errors import SymbiError, Unavailable
-from symbi_common.grpc import error_from_rpc, open_channel
 from symbi_sandbox.images import IMAGES, build_images
 from symbi_sandbox.output_follow import follow_task_output
 
@@ -43,13 +43,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
-_FAILED = 1
-_BAD_USAGE = 2
-_UNREACHABLE = 3
+_FAILED = REFUSED
 _CALL_TIMEOUT_S = 30.0
-_T = TypeVar("_T")
 
 AddressOption = Annotated[
     str | None,
@@ -117,7 +112,7 @@ def build_images_command(
             results = build_images(client, if_missing=if_missing, names=image, progress=progress)
     except SymbiError as exc:
         _err.print(f"[red]image build failed:[/red] {exc.message}")
-        raise typer.Exit(_BAD_USAGE if exc.code.name == "NOT_FOUND" and image else _FAILED) from exc
+        raise typer.Exit(BAD_INPUT if exc.code.name == "NOT_FOUND" and image else _FAILED) from exc
     finally:
         client.close()
     table = Table("image", "id", "result")
@@ -160,34 +155,22 @@ def node_command() -> None:
 # ---------------------------------------------------------------------- the sandbox service
 
 
-def _call(
-    address: str | None,
-    action: Callable[[sandbox_pb2_grpc.SandboxServiceAsyncStub], Awaitable[_T]],
-    what: str,
-) -> _T:
-    """Runs ``action`` against the sandbox service; errors become one line and an exit code."""
-    try:
-        target = service_address("sandbox", address=address)
-    except Unavailable as exc:
-        _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(_UNREACHABLE) from None
+def _sandbox_stub(channel: grpc.aio.Channel) -> sandbox_pb2_grpc.SandboxServiceAsyncStub:
+    return sandbox_pb2_grpc.SandboxServiceStub(channel)
 
-    async def run() -> _T:
-        async with open_channel(target) as channel:
-            return await action(sandbox_pb2_grpc.SandboxServiceStub(channel))
 
-    try:
-        return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        error = error_from_rpc(exc)
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:
-            code = _UNREACHABLE
-        elif exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-            code = _BAD_USAGE
-        else:
-            code = _FAILED
-        _err.print(f"[bold red]error:[/] {what}: {escape(error.message)}")
-        raise typer.Exit(code) from None
+_SANDBOX = ServiceClient(
+    service="sandbox",
+    stub=_sandbox_stub,
+    codes=ExitCodes(
+        statuses={
+            grpc.StatusCode.UNAVAILABLE: UNREACHABLE,
+            grpc.StatusCode.INVALID_ARGUMENT: BAD_INPUT,
+        }
+    ),
+    err=_err,
+)
+_call = _SANDBOX.call
 
 
 def _state(execution: sandbox_pb2.Execution) -> str:
@@ -263,20 +246,17 @@ def run_command(
 ) -> None:
     """Runs a task on the node and streams its output; exits with the task's exit code."""
     if tier.lower() not in _TIERS:
-        _err.print(f"[bold red]error:[/] unknown tier {tier!r}; use docker or gvisor")
-        raise typer.Exit(_BAD_USAGE)
+        raise fail(f"unknown tier {tier!r}; use docker or gvisor", BAD_INPUT, console=_err)
     variables: dict[str, str] = {}
     for item in env or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            _err.print(f"[bold red]error:[/] --env {item!r}: expected NAME=VALUE")
-            raise typer.Exit(_BAD_USAGE)
+            raise fail(f"--env {item!r}: expected NAME=VALUE", BAD_INPUT, console=_err)
         variables[name] = value
     try:
         payload = code.read_bytes() if code is not None else b""
     except OSError as exc:
-        _err.print(f"[bold red]error:[/] --code {code}: {exc.strerror}")
-        raise typer.Exit(_BAD_USAGE) from None
+        raise fail(f"--code {code}: {exc.strerror}", BAD_INPUT, console=_err) from None
     request = sandbox_pb2.RunRequest(
         task_id=task_id,
         agent_id=agent,
@@ -314,8 +294,7 @@ def run_command(
 
     finished = _call(address, action, "run")
     if finished is None:
-        _err.print("[bold red]error:[/] run: the stream ended without a result")
-        raise typer.Exit(_FAILED)
+        raise fail("run: the stream ended without a result", _FAILED, console=_err)
     _err.print(f"[dim]{_state(finished)}: {escape(finished.reason)}[/dim]")
     raise typer.Exit(_exit_status(finished))
 
@@ -461,24 +440,22 @@ def output_command(
         try:
             state = read_state(data_dir.resolve())
         except SymbiError as exc:
-            _err.print(f"[bold red]error:[/] {escape(exc.message)}")
-            raise typer.Exit(_BAD_USAGE) from None
+            raise fail(exc.message, BAD_INPUT, console=_err) from None
         if state is None or not state.nats_url:
             _err.print(
                 f"[bold red]error:[/] no running platform in {data_dir} (`symbi up`); "
                 "or pass --nats-url and --keys-dir"
             )
-            raise typer.Exit(_UNREACHABLE)
+            raise typer.Exit(UNREACHABLE)
         nats_url = state.nats_url
     keys = keys_dir or data_dir.resolve() / "keys"
     try:
         code = asyncio.run(_bus_output(nats_url, keys, principal, task_id, follow))
     except SymbiError as exc:
         _err.print(f"[bold red]error:[/] output: {escape(exc.message)}")
-        raise typer.Exit(_UNREACHABLE if exc.retryable else _FAILED) from None
+        raise typer.Exit(UNREACHABLE if exc.retryable else _FAILED) from None
     except (OSError, TimeoutError, nats.errors.Error) as exc:
-        _err.print(f"[bold red]error:[/] cannot reach NATS at {escape(nats_url)}: {exc}")
-        raise typer.Exit(_UNREACHABLE) from None
+        raise fail(f"cannot reach NATS at {nats_url}: {exc}", UNREACHABLE, console=_err) from None
     raise typer.Exit(code)
 
 
