@@ -147,6 +147,14 @@ class ScriptedDecider:
         if self.down:
             return PolicyDecision.closed("no responders")
         vouched = {f"{e['uid']['type']}::{e['uid']['id']}" for e in question.entities}
+        if vouched & self.known:
+            return PolicyDecision(
+                "deny",
+                (
+                    f"request entities {', '.join(sorted(vouched & self.known))} are already "
+                    "in the entity set (version 1); a request may only add entities",
+                ),
+            )
         for role, ref in (("principal", question.principal), ("resource", question.resource)):
             uid = f"{ref.type}::{ref.id}"
             if uid not in self.known and uid not in vouched:
@@ -199,6 +207,25 @@ async def test_unknown_principal_and_resource_are_vouched_for_one_by_one() -> No
     assert principal["uid"] == {"type": "Service", "id": "svc-a"}
     assert principal["parents"] == []  # a vouched principal holds no role
     assert resource["uid"] == {"type": "PolicyStore", "id": "default"}
+
+
+async def test_vouched_entities_are_remembered_until_registered() -> None:
+    decider = ScriptedDecider(set(), {("Service::svc-a", "modify_policy")})
+    authorizer = _authorizer(decider)
+    caller = who("svc-a", "service")
+    await authorizer.authorize(METHOD, caller, object())
+    decider.questions.clear()
+    await authorizer.authorize(METHOD, caller, object())
+    assert [len(q.entities) for q in decider.questions] == [2]  # one question, both vouched
+    # The service registers itself and the store: restating them is refused; the authorizer
+    # forgets them and asks as they are stored.
+    decider.known |= {"Service::svc-a", "PolicyStore::default"}
+    decider.questions.clear()
+    await authorizer.authorize(METHOD, caller, object())
+    assert [len(q.entities) for q in decider.questions] == [2, 0]
+    decider.questions.clear()
+    await authorizer.authorize(METHOD, caller, object())
+    assert [len(q.entities) for q in decider.questions] == [0]
 
 
 async def test_denied_names_action_resource_and_reasons() -> None:

@@ -24,13 +24,16 @@ The policy service decides only about principals and resources it knows. A calle
 resource it does not hold in its entity set is vouched for in the request (the principal
 without attributes or roles, the resource as the rule describes it) and the question asked
 again — a request may add entities but never restate stored ones, so a stored entity (an
-operator's ``Role`` memberships, a tool's attributes) is never overridden.
+operator's ``Role`` memberships, a tool's attributes) is never overridden. The authorizer
+remembers what it had to vouch for (bounded) and vouches for it at once the next time; when
+the policy service has registered it since, it forgets it and asks again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
@@ -148,6 +151,17 @@ class Decider(Protocol):
     async def evaluate(self, question: PolicyQuestion) -> PolicyDecision: ...
 
 
+def _key(entity: Mapping[str, Any]) -> str:
+    return f"{entity['uid']['type']}::{entity['uid']['id']}"
+
+
+def _restated(decision: PolicyDecision) -> bool:
+    # The engine's deny for request entities it holds already (a request may only add).
+    return not decision.allowed and any(
+        "a request may only add entities" in r for r in decision.reasons
+    )
+
+
 def _unknown(decision: PolicyDecision, role: str) -> bool:
     # The policy engine's deny for an entity outside its set (symbi_policy.engine).
     return (
@@ -165,9 +179,12 @@ class MethodAuthorizer:
     Decisions need a :class:`Decider` (:meth:`use`); until then a decided method is
     UNAVAILABLE."""
 
-    def __init__(self, rules: Mapping[str, MethodRule]) -> None:
+    def __init__(self, rules: Mapping[str, MethodRule], *, max_vouched: int = 4096) -> None:
         self.rules = dict(rules)
+        self.max_vouched = max_vouched
         self._decider: Decider | None = None
+        #: Entities the policy service did not hold when last asked (most recent last).
+        self._vouch: OrderedDict[str, None] = OrderedDict()
 
     @property
     def enforcing(self) -> bool:
@@ -224,36 +241,59 @@ class MethodAuthorizer:
     async def _decide(
         self, full_method: str, who: Caller, principal_type: str, action: str, resource: Resource
     ) -> PolicyDecision:
-        if self._decider is None:
+        decider = self._decider
+        if decider is None:
             return PolicyDecision.closed("this server has no policy connection yet")
         # No "time": with the hour only, repeated calls hit the policy's decision cache.
         hour = int(time.time() // 3600 % 24)
         principal = EntityRef(principal_type, who.principal_id)
-        question = PolicyQuestion(
-            principal, action, resource.ref, {"hour": hour, "grpc_method": full_method}
-        )
-        vouched: list[dict[str, Any]] = []
-        decision = await self._decider.evaluate(question)
+        entities = {
+            "principal": {
+                "uid": {"type": principal_type, "id": who.principal_id},
+                "attrs": dict(_VOUCHED_ATTRS[principal_type]),
+                "parents": [],
+            },
+            "resource": resource.entity(),
+        }
+        # Entities vouched for before are vouched for at once (one question, not three).
+        vouched = [
+            role for role in ("principal", "resource") if _key(entities[role]) in self._vouch
+        ]
+
+        async def ask() -> PolicyDecision:
+            question = PolicyQuestion(
+                principal,
+                action,
+                resource.ref,
+                {"hour": hour, "grpc_method": full_method},
+                tuple(entities[role] for role in vouched),
+            )
+            return await decider.evaluate(question)
+
+        decision = await ask()
+        if vouched and _restated(decision):
+            # Registered since: forget what this server remembered, ask as it is stored.
+            for role in vouched:
+                self._vouch.pop(_key(entities[role]), None)
+            vouched = []
+            decision = await ask()
         # At most one more question per entity the policy service does not know.
         for _ in range(2):
-            if _unknown(decision, "principal") and not any(
-                e["uid"]["type"] == principal_type for e in vouched
-            ):
-                vouched.append(
-                    {
-                        "uid": {"type": principal_type, "id": who.principal_id},
-                        "attrs": dict(_VOUCHED_ATTRS[principal_type]),
-                        "parents": [],
-                    }
-                )
-            elif _unknown(decision, "resource") and resource.entity() not in vouched:
-                vouched.append(resource.entity())
-            else:
-                break
-            question = PolicyQuestion(
-                principal, action, resource.ref, question.context, tuple(vouched)
+            missing = next(
+                (
+                    r
+                    for r in ("principal", "resource")
+                    if r not in vouched and _unknown(decision, r)
+                ),
+                None,
             )
-            decision = await self._decider.evaluate(question)
+            if missing is None:
+                break
+            vouched.append(missing)
+            self._vouch[_key(entities[missing])] = None
+            while len(self._vouch) > self.max_vouched:
+                self._vouch.popitem(last=False)
+            decision = await ask()
         return decision
 
     @staticmethod
