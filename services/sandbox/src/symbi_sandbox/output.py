@@ -21,6 +21,7 @@ follower can replay a task's output from the start):
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import deque
@@ -184,7 +185,9 @@ class _TaskOutput:
             dispatch_id=task.dispatch_id,
         )
         # Unique per run: a task id may run again (another attempt, another direct run).
-        self._id_prefix = f"out-{node_id}-{task.task_id}-{task.attempt}-{execution.started_at_ms}"
+        # Hashed: envelope ids are at most 64 characters, task and node ids can be long.
+        run = f"{node_id}\0{task.task_id}\0{task.attempt}\0{execution.started_at_ms}"
+        self._id_prefix = "out-" + hashlib.sha256(run.encode()).hexdigest()[:40]
         self._publish = publish
         self._attempts = attempts
         self._timeout_s = timeout_s

@@ -196,3 +196,61 @@ async def test_cli_follows_a_task_s_output_from_the_bus(
     assert code == 0, err
     assert out == "to stdout\n"
     assert await engine.list_managed({LABEL_NODE: node}) == []
+
+
+async def test_every_byte_of_short_lines_and_partial_lines_through_run_and_the_bus(
+    scheduler: SchedulerStandIn,
+    follower: Follower,
+    services: ServiceCluster,
+    short_dir: Path,
+    engine: DockerEngine,
+) -> None:
+    from symbi.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+    from symbi_common.grpc import open_channel
+
+    from .test_output_complete import PARTIAL, SHORT_LINES, SHORT_LINES_STDOUT
+
+    name = f"o{uuid.uuid4().hex[:8]}"
+    node = f"node-{name}"
+    process = await start_node(
+        services, short_dir, name, SYMBI_SANDBOX__OUTPUT_MAX_BYTES=str(4 * 1024 * 1024)
+    )
+    assert process.grpc_address is not None
+    cases = [("short-lines", SHORT_LINES, SHORT_LINES_STDOUT, b"end")]
+    cases += [(f"partial-{n}", s, out, err) for n, (s, (out, err)) in enumerate(PARTIAL.items())]
+    async with open_channel(process.grpc_address) as channel:
+        stub = sandbox_pb2_grpc.SandboxServiceStub(channel)
+        for tier, label in ((RUNC, "runc"), (RUNSC, "runsc")):
+            for case, script, stdout, stderr in cases:
+                task_id = f"{case}-{label}-{name}"
+                events = [
+                    e
+                    async for e in stub.Run(
+                        sandbox_pb2.RunRequest(
+                            task_id=task_id,
+                            agent_id="agent-operator",
+                            image="symbi/busybox",
+                            command=["sh", "-c", script],
+                            tier=tier,
+                            without_channel=True,
+                        ),
+                        timeout=120,
+                    )
+                ]
+                assert events[-1].finished.state == sandbox_pb2.EXECUTION_STATE_EXITED
+                logs = [e.log for e in events if e.HasField("log")]
+                assert "gap" not in {c.stream for c in logs}
+                grpc_out = b"".join(c.data for c in logs if c.stream == "stdout")
+                grpc_err = b"".join(c.data for c in logs if c.stream == "stderr")
+                assert (len(grpc_out), len(grpc_err)) == (len(stdout), len(stderr)), task_id
+                assert (grpc_out, grpc_err) == (stdout, stderr), task_id
+
+                messages = await follower.final(task_id)
+                bus_out = b"".join(m.data for m in messages if m.stream == Stream.STREAM_STDOUT)
+                bus_err = b"".join(m.data for m in messages if m.stream == Stream.STREAM_STDERR)
+                assert (len(bus_out), len(bus_err)) == (len(stdout), len(stderr)), task_id
+                assert (bus_out, bus_err) == (stdout, stderr), task_id
+                final = messages[-1]
+                assert (final.total_bytes, final.skipped_bytes) == (len(stdout) + len(stderr), 0)
+                assert not any(m.truncated for m in messages)
+    assert await engine.list_managed({LABEL_NODE: node}) == []

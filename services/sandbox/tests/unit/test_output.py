@@ -159,3 +159,29 @@ def test_tap_sees_every_chunk_then_the_end() -> None:
         return [c.data for c in backlog] + [c.data if c else None for c in seen]
 
     assert asyncio.run(main()) == [b"a", b"b", None]
+
+
+async def test_message_ids_fit_an_envelope_whatever_the_task_id() -> None:
+    ids: list[str] = []
+
+    async def publish(message: events_pb2.TaskOutput, msg_id: str) -> None:
+        ids.append(msg_id)
+
+    nursery = Nursery("test")
+    host = asyncio.create_task(nursery.run())
+    await nursery.ready()
+    try:
+        publisher = OutputPublisher(
+            publish, nursery, OutputLimits(chunk_bytes=1, max_bytes=200), node_id="n" * 64
+        )
+        buffer = LogBuffer()
+        publisher.attach(fake_execution(buffer, task_id="t" * 128))
+        buffer.append("stdout", b"x" * 150)
+        buffer.close()
+        await asyncio.wait_for(publisher.drained(), 5)
+    finally:
+        host.cancel()
+        await asyncio.gather(host, return_exceptions=True)
+    assert len(ids) == 151
+    assert len(set(ids)) == len(ids)
+    assert max(len(i) for i in ids) <= 64  # envelopes with longer ids are refused as malformed
