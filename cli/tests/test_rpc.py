@@ -4,6 +4,7 @@ answered UNAVAILABLE. No service runs: the actions raise the errors a channel wo
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,48 @@ def test_unreached_needs_both_the_status_and_no_server_details() -> None:
     assert unreached(grpc.StatusCode.DEADLINE_EXCEEDED, SymbiError("x", reason="DEADLINE_EXCEEDED"))
     assert not unreached(grpc.StatusCode.UNAVAILABLE, Unavailable("x", reason="NO_LEADER"))
     assert not unreached(grpc.StatusCode.NOT_FOUND, SymbiError("x", reason="NOT_FOUND"))
+
+
+def test_a_follow_ends_cleanly_after_its_seconds() -> None:
+    service, stderr = client()
+    seen: list[str] = []
+
+    async def endless(stub: Any) -> None:
+        seen.append("started")
+        await asyncio.Event().wait()
+
+    service.follow(ADDRESS, endless, "watch", seconds=0.05)
+    assert seen == ["started"]
+    assert stderr.getvalue() == ""
+
+
+def test_a_follow_without_seconds_runs_to_its_end_and_ctrl_c_exits_0() -> None:
+    service, _ = client()
+    ended: list[bool] = []
+
+    async def short(stub: Any) -> None:
+        ended.append(True)
+
+    service.follow(ADDRESS, short, "watch")
+    assert ended == [True]
+
+    async def interrupted(stub: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(typer.Exit) as exit_info:
+        service.follow(ADDRESS, interrupted, "watch", seconds=5)
+    assert exit_info.value.exit_code == 0
+
+
+def test_a_follow_that_fails_exits_like_a_call() -> None:
+    service, stderr = client(**SCHEDULER)
+
+    async def lost(stub: Any) -> None:
+        raise rpc_error(grpc.StatusCode.UNAVAILABLE, "connection reset")
+
+    with pytest.raises(typer.Exit) as exit_info:
+        service.follow(ADDRESS, lost, "watch", seconds=5)
+    assert exit_info.value.exit_code == UNREACHABLE
+    assert stderr.getvalue() == (
+        f"error: watch: cannot reach the scheduler at {ADDRESS}: connection reset\n"
+    )

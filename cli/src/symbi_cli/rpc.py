@@ -9,6 +9,7 @@ line names the action and the server's reason, and whether an unreached server i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -102,6 +103,30 @@ class ServiceClient(Generic[StubT]):
             raise self.failed(exc, what, target=target) from None
         except SymbiError as exc:
             raise self.refused(exc.message, what) from None
+
+    def follow(
+        self,
+        address: str | None,
+        action: Callable[[StubT], Awaitable[None]],
+        what: str | None = None,
+        *,
+        seconds: float = 0.0,
+    ) -> None:
+        """Run a following ``action`` (a watch) for at most ``seconds`` (0: until it ends); the
+        end of that time and Ctrl-C (exit 0) end it cleanly, failures as in :meth:`call`."""
+
+        async def timed(stub: StubT) -> None:
+            if seconds <= 0:
+                await action(stub)
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await action(stub)
+
+        try:
+            self.call(address, timed, what)
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
 
     def failed(
         self, exc: grpc.aio.AioRpcError, what: str | None = None, *, target: str = ""

@@ -7,7 +7,6 @@ the agent ended FAILED on create; 2 bad usage or input; 3 the service cannot be 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -334,20 +333,7 @@ def watch(
                 stream.cancel()
                 return
 
-    async def action(stub: Stub) -> None:
-        if timeout > 0:
-            try:
-                async with asyncio.timeout(timeout):
-                    await follow(stub)
-            except TimeoutError:
-                return
-        else:
-            await follow(stub)
-
-    try:
-        _call(address, action, f"watch {agent_id or 'agents'}")
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    _LIFECYCLE.follow(address, follow, f"watch {agent_id or 'agents'}", seconds=timeout)
 
 
 def _transition(

@@ -13,7 +13,6 @@ e.g. more memory than the hard limit); 3 the service cannot be found or reached.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 from pathlib import Path
@@ -572,20 +571,7 @@ def watch(
         async for event in stream:
             show(event)
 
-    async def action(stub: Stub) -> None:
-        if timeout > 0:
-            try:
-                async with asyncio.timeout(timeout):
-                    await follow(stub)
-            except TimeoutError:
-                return
-        else:
-            await follow(stub)
-
-    try:
-        _call(address, action, "watch")
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    _SCHEDULER.follow(address, follow, "watch", seconds=timeout)
 
 
 @app.command("remove-node")
