@@ -236,3 +236,30 @@ def test_a_follow_that_fails_exits_like_a_call() -> None:
     assert stderr.getvalue() == (
         f"error: watch: cannot reach the scheduler at {ADDRESS}: connection reset\n"
     )
+
+
+def test_a_follow_is_not_cut_off_by_the_channels_default_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A watch outlives the 30 s default deadline of unary calls."""
+    import symbi_cli.rpc as rpc
+    from symbi_common.grpc import ChannelOptions, open_channel
+
+    deadlines: list[float] = []
+
+    def recording(target: str, options: Any = None) -> Any:
+        deadlines.append((options or ChannelOptions()).default_timeout_s)
+        return open_channel(target, options)
+
+    monkeypatch.setattr(rpc, "open_channel", recording)
+    service, _ = client()
+
+    async def short(stub: Any) -> None:
+        return None
+
+    service.follow(ADDRESS, short, "watch")
+    service.follow(ADDRESS, short, "watch", seconds=120)
+    service.call(ADDRESS, short, "get")
+    assert deadlines[0] >= 86_400  # until it ends
+    assert deadlines[1] > 120
+    assert deadlines[2] == 30.0  # unary calls keep the default

@@ -28,6 +28,10 @@ __all__ = ["ExitCodes", "ServiceClient", "unreached"]
 StubT = TypeVar("StubT")
 T = TypeVar("T")
 
+#: A following call's deadline past its follow time; "forever" when it follows until it ends.
+FOLLOW_DEADLINE_MARGIN_S = 10.0
+FOLLOW_FOREVER_S = 365 * 86_400.0
+
 #: The statuses of a call that may never have reached a server.
 _UNREACHED_STATUSES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -123,8 +127,11 @@ class ServiceClient(Generic[StubT]):
                 async with asyncio.timeout(seconds):
                     await action(stub)
 
+        # A watch is open-ended: the channel's default deadline (meant for unary calls) would
+        # end it after 30 s, so its calls get one past the follow time instead.
+        deadline_s = seconds + FOLLOW_DEADLINE_MARGIN_S if seconds > 0 else FOLLOW_FOREVER_S
         try:
-            self.call(address, timed, what)
+            self.call(address, timed, what, options=ChannelOptions(default_timeout_s=deadline_s))
         except KeyboardInterrupt:
             raise typer.Exit(0) from None
 
