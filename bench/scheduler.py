@@ -11,7 +11,7 @@ Runs one deterministic workload through
   (d)  the scheduler *process* (``python -m symbi_scheduler``) on a real NATS server
        (``sync_interval: always``), with the real policy service process deciding
        ``allocate``, and 100 simulated worker nodes — bus principals of role "node" that
-       heartbeat every second and acknowledge per contract C3 (tests/integration/nodesim.py),
+       heartbeat every second (``--heartbeat-interval``) and acknowledge per contract C3 (tests/integration/nodesim.py),
        all in this process. 10,000 tasks are queued over gRPC before any node joins; then
        the nodes join and the scheduler places until the cluster is full (the queue stays
        above ~6,800 throughout). A decision there is: the policy request/reply, the
@@ -30,6 +30,11 @@ p99 of a decision in the scheduler process (d), and (d)'s decisions/s divided by
 
     uv run python bench/scheduler.py            # full size
     uv run python bench/scheduler.py --quick    # a few seconds for (a)-(c), 2,000 tasks on 20 nodes for (d)
+    uv run python bench/scheduler.py --process-only --decisions 3000   # (a) briefly, then (d) at full size
+    ... --tasks N --nodes M --heartbeat-interval S   # (d) at another size / node heartbeat interval
+
+The idle line names its conditions: agents registered (running and queued), nodes, and their
+heartbeat interval; the idle share is the process's user+system CPU over a 10 s window.
 """
 
 from __future__ import annotations

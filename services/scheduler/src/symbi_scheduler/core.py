@@ -391,6 +391,8 @@ class SchedulerCore:
                     continue  # being stopped already
                 if rec is not None and rec.node_id == hb.node_id and rec.state.on_node:
                     continue
+                if self._ended_here_lately(task_id, hb.node_id):
+                    continue  # a heartbeat sent before the node heard of the end (or stop)
                 log.warning(
                     "node %s runs task %s that is not assigned to it; stopping it",
                     hb.node_id,
@@ -399,6 +401,19 @@ class SchedulerCore:
                 await self._send_stop(
                     StopOrder(hb.node_id, task_id, None, "not assigned to this node")
                 )
+
+    def _ended_here_lately(self, task_id: str, node_id: str) -> bool:
+        """Whether ``task_id`` ended on ``node_id`` less than a node timeout ago. A heartbeat
+        the node sent before it learnt of the end (a cancel's stop in flight, or its own
+        result crossing the heartbeat) still lists the run: that is not an unassigned run,
+        and the stop it would provoke is redundant. A run still reported after the window
+        is stopped as unassigned."""
+        final = self._recent.get(task_id)
+        return (
+            final is not None
+            and final.node_id == node_id
+            and self._clock.now() - final.updated_at < self._options.nodes.timeout_s
+        )
 
     async def remove_node(self, node_id: str) -> TickReport:
         """Deregister a node (decommissioned): its work is requeued as if it were lost, and it

@@ -151,7 +151,7 @@ class SimulatedNode:
                     f"{self.prefix}_TASKS", Subjects.task(self.node_id), f"tasks-{self.node_id}"
                 ),
                 self._on_assignment,
-                batch=1,  # see symbi_scheduler.events: a batch pull waits out its timeout
+                batch=1,  # one per pull, like the scheduler's status consumers
             )
         )
         self._spawn(

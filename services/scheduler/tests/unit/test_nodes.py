@@ -205,3 +205,22 @@ async def test_an_old_heartbeat_counts_from_when_it_was_sent(harness) -> None:
     # Sent 2.5 s ago: it counts as silent for the timeout 2.5 s sooner.
     report = await h.advance(3 * INTERVAL - 2.4)
     assert report.lost_nodes == ["n1"]
+
+
+async def test_a_heartbeat_crossing_a_cancel_or_a_result_provokes_no_stop(harness) -> None:
+    h = harness
+    await h.start(h.hb("n1"))
+    await h.submit(h.spec("c"), h.spec("d"))
+    await h.cycle()
+    await h.ack_all()
+    await h.core.cancel("c", "test")
+    await h.finish("d")
+    assert [(s.task_id, s.dispatch_id is None) for s in h.dispatcher.stopped] == [("c", False)]
+    # Sent before the node heard of the cancel and before its own result: both still listed.
+    await h.core.heartbeat(h.hb("n1", running=["c", "d"]))
+    assert [s.task_id for s in h.dispatcher.stopped] == ["c"]
+    # Still reported a node timeout later: runs the node should not have.
+    h.clock.advance(3 * INTERVAL)
+    await h.core.heartbeat(h.hb("n1", running=["c", "d"]))
+    unassigned = {(s.task_id, s.dispatch_id) for s in h.dispatcher.stopped[1:]}
+    assert unassigned == {("c", None), ("d", None)}
