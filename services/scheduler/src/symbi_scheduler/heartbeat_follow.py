@@ -3,8 +3,10 @@
 Why not ``SecureBus.consume``: it pulls, and at heartbeat rates (100 nodes × 1/s, evenly
 spread) every pull comes back with one message, whatever its batch size — so each heartbeat
 cost a pull request, an acknowledgement (two socket writes), a hand-off to a verification
-thread and back, and the timers of ``fetch``: about 0.8 ms of CPU per heartbeat, 8.3% of a
-core for the idle scheduler process at 100 nodes (bench/scheduler.py (d)). Heartbeats need
+thread and back, and the timers of ``fetch``: about 0.8 ms of CPU per heartbeat, 8.3–9.7% of
+a core for the idle scheduler process at 100 nodes (bench/scheduler.py (d), measured before
+the bus opened small batches on the event loop, commit cd7283a, which removes the thread
+hand-off but not the pull and the acknowledgement). Heartbeats need
 none of what a durable, acknowledged pull gives: a heartbeat that is missed is superseded by
 the node's next one, and only the latest per node matters.
 
