@@ -45,6 +45,7 @@ import heapq
 import logging
 import os
 import random
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -612,6 +613,7 @@ async def run_process(
             await sim.stop()
         await asyncio.to_thread(cluster.stop_all)
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the NATS store and the services' files
 
 
 def main() -> None:
