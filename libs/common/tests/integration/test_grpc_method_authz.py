@@ -35,6 +35,16 @@ permit(
 );
 """
 
+CAROL_MAY_NOT_READ = """\
+@id("carol-reads-nothing")
+@reason("carol reads no policies")
+forbid(
+    principal == Symbi::User::"carol",
+    action == Symbi::Action::"read_policy",
+    resource
+);
+"""
+
 
 async def _rpc_error(call: object) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -52,13 +62,12 @@ async def test_policy_service_methods_by_policy(services: ServiceCluster, tmp_pa
 
     async with open_channel(target, alice) as channel:
         stub = policy_pb2_grpc.PolicyServiceStub(channel)
-        # No grant: writes, reads and deletes are refused, naming the action and resource.
+        # No grant: writes and deletes are refused, naming the action and resource.
         for call, action in (
             (
                 stub.PutPolicy(policy_pb2.PutPolicyRequest(id="x", source=ALICE_MAY_EDIT)),
                 "modify_policy",
             ),
-            (stub.ListPolicies(policy_pb2.ListPoliciesRequest()), "read_policy"),
             (
                 stub.DeletePolicy(policy_pb2.DeletePolicyRequest(id="platform/grpc")),
                 "modify_policy",
@@ -73,13 +82,17 @@ async def test_policy_service_methods_by_policy(services: ServiceCluster, tmp_pa
             assert 'User::"alice"' in symbi.message
             assert "no policy permits" in symbi.message  # the policy's reason
             assert symbi.details["action"] == action
+        # Every user may read the policy set (the default platform/grpc policy).
+        listed = await stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5)
+        assert "platform/grpc" in [p.id for p in listed.policies]
         # Open methods stay open.
         status = await stub.GetStatus(policy_pb2.GetStatusRequest(), timeout=5)
         assert status.version > 0
         valid = await stub.Validate(policy_pb2.ValidateRequest(source=ALICE_MAY_EDIT), timeout=5)
         assert valid.valid
 
-    # A service may (the default platform/grpc policy), and grants alice.
+    # A service may (the default platform/grpc policy): it grants alice, and forbids carol
+    # to read.
     async with open_channel(target, admin) as channel:
         stub = policy_pb2_grpc.PolicyServiceStub(channel)
         listed = await stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5)
@@ -87,6 +100,15 @@ async def test_policy_service_methods_by_policy(services: ServiceCluster, tmp_pa
         await stub.PutPolicy(
             policy_pb2.PutPolicyRequest(id="grants/alice", source=ALICE_MAY_EDIT), timeout=10
         )
+        await stub.PutPolicy(
+            policy_pb2.PutPolicyRequest(id="grants/carol", source=CAROL_MAY_NOT_READ), timeout=10
+        )
+    async with open_channel(target, tls.client("carol", "user")) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        error = await _rpc_error(stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "read_policy" in (error.details() or "")
+    assert "carol reads no policies" in (error.details() or "")  # the forbid's @reason
 
     async with open_channel(target, alice) as channel:
         stub = policy_pb2_grpc.PolicyServiceStub(channel)
@@ -104,8 +126,11 @@ async def test_policy_service_methods_by_policy(services: ServiceCluster, tmp_pa
     # policy), then allowed.
     async with open_channel(target, bob) as channel:
         stub = policy_pb2_grpc.PolicyServiceStub(channel)
-        error = await _rpc_error(stub.ListPolicies(policy_pb2.ListPoliciesRequest(), timeout=5))
+        error = await _rpc_error(
+            stub.DeletePolicy(policy_pb2.DeletePolicyRequest(id="grants/alice"), timeout=5)
+        )
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "modify_policy" in (error.details() or "")
     async with open_channel(target, admin) as channel:
         entity = policy_pb2.Entity(uid=policy_pb2.EntityRef(type="User", id="bob"))
         entity.parents.add(type="Role", id="operators")

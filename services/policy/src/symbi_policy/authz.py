@@ -46,6 +46,11 @@ when { context has grpc_method };
 @description("Users in Role operators may call every gRPC method (ADR 0013).")
 permit(principal is Symbi::User in Symbi::Role::"operators", action, resource)
 when { context has grpc_method };
+
+@id("platform-grpc-users-read-policy")
+@description("Every user may read the policy set (symbi policy list); forbid to narrow.")
+permit(principal is Symbi::User, action == Symbi::Action::"read_policy", resource)
+when { context has grpc_method };
 """
 
 
