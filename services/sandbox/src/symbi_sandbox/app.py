@@ -79,6 +79,7 @@ def runner_config(settings: SandboxSettings) -> RunnerConfig:
         limits=limits,
         max_concurrent_tasks=s.max_concurrent_tasks,
         stop_grace_s=s.stop_grace_s,
+        log_buffer_bytes=s.log_buffer_bytes,
         uid_base=s.uid_base,
         uid_count=s.uid_count,
         labels=MappingProxyType(dict(s.labels)),

@@ -84,6 +84,8 @@ class SandboxSection(Section):
     output_max_bytes: int = Field(1024 * 1024, ge=0, le=64 * 1024 * 1024)
     output_chunk_bytes: int = Field(16 * 1024, ge=256, le=256 * 1024)
     output_linger_ms: int = Field(100, ge=0, le=5000)
+    #: The latest output kept per task for gRPC ``Logs`` after (and during) a run.
+    log_buffer_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     #: How long finished dispatch ids are remembered (at-most-once start) when the order
     #: carries no not_after.
     dispatch_retention_s: float = Field(86_400.0, ge=60)
