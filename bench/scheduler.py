@@ -458,7 +458,6 @@ async def run_process(
     from symbi.common.v1 import common_pb2
     from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
     from symbi.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-    from symbi_common.config import BusSection
     from symbi_common.grpc import open_channel
     from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
     from symbi_testing.services import ServiceCluster
@@ -555,7 +554,6 @@ async def run_process(
                     labels={"zone": ZONES[i % len(ZONES)]},
                     heartbeat_interval_s=heartbeat_s,
                     run_s=None,  # runs until the end: the cluster fills up and stays full
-                    bus_config=BusSection(verify_threads=1),
                 )
             )
         for i in range(0, nodes, 10):

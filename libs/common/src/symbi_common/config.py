@@ -293,8 +293,6 @@ class BusSection(Section):
     max_ack_pending: int = Field(4096, ge=1)
     ack_wait_s: float = Field(30.0, gt=0)
     max_deliver: int = Field(10, ge=1)
-    #: Threads that verify and decrypt envelopes in parallel (libsodium releases the GIL).
-    verify_threads: int = Field(2, ge=1, le=64)
     #: How long a publisher waits for a topic's group key to arrive before failing.
     group_key_wait_s: float = Field(10.0, ge=0)
     #: Audit events for refused envelopes, per second per (reason, sender).

@@ -156,7 +156,7 @@ class SandboxService:
                 js=runtime.js,
                 keyring=bus.keyring,
                 name_prefix=prefix,
-                bus=settings.bus.model_copy(update={"group_key_wait_s": 5.0, "verify_threads": 1}),
+                bus=settings.bus.model_copy(update={"group_key_wait_s": 5.0}),
                 default_timeout_s=s.default_timeout_s,
                 certificate_margin_s=s.agent_certificate_margin_s,
             ),

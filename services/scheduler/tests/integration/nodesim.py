@@ -116,7 +116,7 @@ class SimulatedNode:
         self.acknowledge = acknowledge
         self.journal = journal if journal is not None else RunJournal()
         self.prefix = name_prefix
-        self.bus_config = bus_config or BusSection(verify_threads=1)
+        self.bus_config = bus_config or BusSection()
         self.runs: dict[str, _Run] = {}
         self.seen_dispatches: set[str] = set()
         self.stop_orders: list[events_pb2.TaskStop] = []
