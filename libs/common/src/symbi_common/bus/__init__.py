@@ -15,7 +15,15 @@ from nats.js import JetStreamContext
 
 from symbi_common.bus.credentials import ClusterAuthority, Credentials, load_credentials
 from symbi_common.bus.directory import KeyDirectory, TopicKeys, TopicMembership
-from symbi_common.bus.secure_bus import BatchHandler, ConsumerSpec, Handler, Received, SecureBus
+from symbi_common.bus.secure_bus import (
+    BatchHandler,
+    ConsumerSpec,
+    FollowOutcome,
+    FollowSpec,
+    Handler,
+    Received,
+    SecureBus,
+)
 from symbi_common.config import BusSection
 from symbi_common.crypto.groupkeys import GroupKeyring
 from symbi_common.crypto.keyring import Keyring
@@ -28,6 +36,8 @@ __all__ = [
     "ClusterAuthority",
     "ConsumerSpec",
     "Credentials",
+    "FollowOutcome",
+    "FollowSpec",
     "Handler",
     "KeyDirectory",
     "Received",

@@ -18,6 +18,13 @@ de-duplicated against the consumer's seen-set and rate-limited per sender. A ref
 is terminated (never redelivered, never acted on), counted and audited. A handler that raises
 a retryable :class:`~symbi_common.errors.SymbiError` gets the message again after a delay
 (``nak``); a non-retryable one terminates it and audits the refusal; success acks it.
+
+Following (:meth:`SecureBus.follow` of a :class:`FollowSpec`): for latest-value streams
+(heartbeats, states) where a missed message is superseded by the next one — an ordered push
+consumer (ephemeral, no acknowledgements; first the latest message per subject, then each new
+one), bounded by its pending limits, re-created by nats-py on a gap or a silent server. Every
+message goes through the same opening and checks as in ``consume`` (one code path,
+``_check``); refusals are counted, reported and audited the same way, and the loop lives on.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
@@ -68,7 +75,7 @@ from symbi_common.errors import (
 from symbi_common.jetstream.spec import Subjects
 from symbi_common.telemetry import current_trace, extract_trace
 
-__all__ = ["ConsumerSpec", "Handler", "Received", "SecureBus"]
+__all__ = ["ConsumerSpec", "FollowOutcome", "FollowSpec", "Handler", "Received", "SecureBus"]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +168,11 @@ Handler = Callable[[Received], Awaitable[None]]
 #: Handles a whole fetched batch; every message of it is acked once the handler returns.
 BatchHandler = Callable[[list[Received]], Awaitable[None]]
 Responder = Callable[[Received], Awaitable[Message | bytes]]
+#: How :meth:`SecureBus.follow` settled one message: handled, refused by the bus (counted,
+#: reported, audited), refused by the handler (audited ``bus.refused``), sealed under a group
+#: key generation not held yet (skipped: the next message supersedes it), or the handler failed.
+FollowOutcome = Literal["ok", "rejected", "refused", "key_pending", "error"]
+_FOLLOW_OUTCOMES: tuple[FollowOutcome, ...] = ("ok", "rejected", "refused", "key_pending", "error")
 
 
 @dataclass(frozen=True)
@@ -204,6 +216,32 @@ class ConsumerSpec:
     ) -> ConsumerSpec:
         """A subscriber's own consumer: it sees every message on ``subjects``."""
         return cls(stream, subscriber, subjects, deliver_policy=deliver_policy)
+
+
+@dataclass(frozen=True)
+class FollowSpec:
+    """A latest-value stream :meth:`SecureBus.follow` follows with an ordered push consumer.
+
+    The consumer is ephemeral and in memory (created at each follow, so it starts again from
+    ``deliver_policy``); nothing is acknowledged. ``max_pending`` and ``max_pending_bytes``
+    bound what is buffered ahead of a slow handler: beyond them nats-py drops messages (a
+    slow-consumer error to the connection's error callback) rather than grow, which suits
+    streams where the next message supersedes a missed one. ``idle_heartbeat_s``: the server sends these
+    while nothing flows; after two missed, nats-py re-creates the consumer from the next
+    stream sequence (e.g. a NATS restart lost it).
+    """
+
+    stream: str
+    filter_subjects: tuple[str, ...]
+    name: str  # label in metrics and audit
+    deliver_policy: js_api.DeliverPolicy = js_api.DeliverPolicy.LAST_PER_SUBJECT
+    idle_heartbeat_s: float = 1.0
+    max_pending: int = 4096
+    max_pending_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def label(self) -> str:
+        return self.name
 
 
 @dataclass
@@ -548,33 +586,19 @@ class SecureBus:
         )
 
     def _accept(self, data: bytes, subject: str, state: _ConsumerState, delivered: int) -> Received:
-        opened = self.opener.open(data, subject=subject)
-        env = opened.envelope
-        if env.id in state.seen:
-            raise EnvelopeRejected(
-                RejectReason.REJECT_REASON_REPLAY,
-                "message id already processed",
-                sender=env.sender,
-                msg_id=env.id,
-            )
-        if not state.rate.allow(env.sender, at=env.timestamp_ms / 1000):
-            raise EnvelopeRejected(
-                RejectReason.REJECT_REASON_RATE_LIMITED,
-                f"sender exceeds {self.config.rate_per_sender:.0f} messages/s",
-                sender=env.sender,
-                msg_id=env.id,
-            )
-        return self._received(opened, subject, delivered)
+        return self._admit(self.opener.open(data, subject=subject), subject, state, delivered)
+
+    def _open(self, msg: Msg) -> OpenedEnvelope | EnvelopeRejected:
+        """Open one envelope (size, parse, subject, freshness, sender certificate, signature,
+        destination, decryption; no consumer state): the first half of :meth:`_check`."""
+        try:
+            return self.opener.open(msg.data, subject=msg.subject)
+        except EnvelopeRejected as rejected:
+            return rejected
 
     def _open_batch(self, messages: list[Msg]) -> list[OpenedEnvelope | EnvelopeRejected]:
         """Open envelopes (signature, freshness, sender, decryption; no consumer state)."""
-        results: list[OpenedEnvelope | EnvelopeRejected] = []
-        for msg in messages:
-            try:
-                results.append(self.opener.open(msg.data, subject=msg.subject))
-            except EnvelopeRejected as rejected:
-                results.append(rejected)
-        return results
+        return [self._open(msg) for msg in messages]
 
     async def _open_all(self, messages: list[Msg]) -> list[OpenedEnvelope | EnvelopeRejected]:
         """Open a fetched batch on the event loop, yielding to it every ``_OPEN_CHUNK``.
@@ -609,6 +633,46 @@ class SecureBus:
             return self.opener.open(msg.data, subject=msg.subject)
         except EnvelopeRejected as again:
             return again
+
+    async def _check(
+        self,
+        msg: Msg,
+        opened: OpenedEnvelope | EnvelopeRejected,
+        state: _ConsumerState,
+        delivered: int = 1,
+        stream_seq: int = 0,
+    ) -> Received:
+        """The checks every consuming path (consume, consume_batches, follow) runs on a
+        received message, after :meth:`_open`: a certificate lookup for a sender this keyring
+        does not know yet (then opening again), replay and per-sender rate. EnvelopeRejected
+        with the reason of the first failure; what to do with the message is the caller's."""
+        if isinstance(opened, EnvelopeRejected):
+            opened = await self._retry_unknown_sender(msg, opened)
+            if isinstance(opened, EnvelopeRejected):
+                raise opened
+        return self._admit(opened, msg.subject, state, delivered, stream_seq)
+
+    async def _report_rejected(self, rejected: EnvelopeRejected, subject: str, label: str) -> None:
+        """Count, log and audit (rate-limited) an envelope the bus refused."""
+        await self.rejects.report(rejected, subject=subject, consumer=label)
+        CONSUMED.labels(label, "rejected").inc()
+
+    async def _call_handler(self, received: Received, handler: Handler, label: str) -> None:
+        if received.envelope.trace:
+            # The sender was inside a trace: the handling continues it (Jaeger shows the hop
+            # across the bus). Untraced messages cost nothing here.
+            with _TRACER.start_as_current_span(
+                f"bus consume {label}",
+                context=extract_trace(received.envelope.trace),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": received.subject,
+                },
+            ):
+                await handler(received)
+        else:
+            await handler(received)
 
     def _admit(
         self,
@@ -646,12 +710,8 @@ class SecureBus:
     ) -> None:
         started = time.perf_counter()
         delivered, stream_seq = _delivery(msg)
-        if isinstance(outcome, EnvelopeRejected):
-            outcome = await self._retry_unknown_sender(msg, outcome)
         try:
-            if isinstance(outcome, EnvelopeRejected):
-                raise outcome
-            received = self._admit(outcome, msg.subject, state, delivered, stream_seq)
+            received = await self._check(msg, outcome, state, delivered, stream_seq)
         except EnvelopeRejected as rejected:
             if (
                 rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
@@ -680,25 +740,10 @@ class SecureBus:
                 await msg.nak(delay=2.0)
             else:
                 await msg.term()
-            await self.rejects.report(rejected, subject=msg.subject, consumer=spec.label)
-            CONSUMED.labels(spec.label, "rejected").inc()
+            await self._report_rejected(rejected, msg.subject, spec.label)
             return
         try:
-            if received.envelope.trace:
-                # The sender was inside a trace: the handling continues it (Jaeger shows the
-                # hop across the bus). Untraced messages cost nothing here.
-                with _TRACER.start_as_current_span(
-                    f"bus consume {spec.label}",
-                    context=extract_trace(received.envelope.trace),
-                    kind=trace.SpanKind.CONSUMER,
-                    attributes={
-                        "messaging.system": "nats",
-                        "messaging.destination.name": received.subject,
-                    },
-                ):
-                    await handler(received)
-            else:
-                await handler(received)
+            await self._call_handler(received, handler, spec.label)
         except asyncio.CancelledError:
             raise
         except SymbiError as exc:
@@ -711,7 +756,7 @@ class SecureBus:
             else:
                 await msg.term()
                 CONSUMED.labels(spec.label, "refused").inc()
-                await self._audit_refusal(received, spec, exc)
+                await self._audit_refusal(received, spec.label, exc)
             return
         except Exception:
             log.exception(
@@ -738,12 +783,12 @@ class SecureBus:
         known = self.groups.generations(env.topic)
         return generation.isdigit() and (not known or int(generation) > max(known))
 
-    async def _audit_refusal(self, received: Received, spec: ConsumerSpec, exc: SymbiError) -> None:
+    async def _audit_refusal(self, received: Received, label: str, exc: SymbiError) -> None:
         if self.groups.latest(self.audit_topic) is None:
             return
         details: dict[str, Any] = {
             "decision": "deny",
-            "consumer": spec.label,
+            "consumer": label,
             "sender": received.sender,
             "msg_id": received.msg_id,
             "subject": received.subject,
@@ -869,16 +914,9 @@ class SecureBus:
                 accepted: list[tuple[Msg, Received]] = []
                 for msg, outcome in zip(messages, outcomes, strict=True):
                     delivered, stream_seq = _delivery(msg)
-                    if isinstance(outcome, EnvelopeRejected):
-                        outcome = await self._retry_unknown_sender(msg, outcome)
                     try:
-                        if isinstance(outcome, EnvelopeRejected):
-                            raise outcome
                         accepted.append(
-                            (
-                                msg,
-                                self._admit(outcome, msg.subject, state, delivered, stream_seq),
-                            )
+                            (msg, await self._check(msg, outcome, state, delivered, stream_seq))
                         )
                     except EnvelopeRejected as rejected:
                         if rejected.reject_reason == RejectReason.REJECT_REASON_REPLAY:
@@ -894,10 +932,7 @@ class SecureBus:
                             continue
                         else:
                             await msg.term()
-                        await self.rejects.report(
-                            rejected, subject=msg.subject, consumer=spec.label
-                        )
-                        CONSUMED.labels(spec.label, "rejected").inc()
+                        await self._report_rejected(rejected, msg.subject, spec.label)
                 if not accepted:
                     continue
                 try:
@@ -926,4 +961,112 @@ class SecureBus:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await prefetch
             with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def follow(
+        self,
+        spec: FollowSpec,
+        handler: Handler,
+        *,
+        on_outcome: Callable[[FollowOutcome], None] | None = None,
+    ) -> None:
+        """Follow a latest-value stream until cancelled (spawn it): first the latest message
+        of every subject of ``spec`` (with the default deliver policy), then each new one as
+        it is stored, in order, one at a time.
+
+        For streams where a missed message is superseded by the next one (heartbeats): an
+        ordered push consumer — no pull, no acknowledgement, no redelivery — which at trickle
+        rates costs a fraction of a pull consumer's CPU. Each message is opened and checked
+        exactly as :meth:`consume` does (``_open`` then ``_check``: signature, freshness,
+        certificate chain, subject, destination, decryption, a lookup of an unknown sender,
+        replay, per-sender rate), and a refused one is counted, logged and audited as
+        ``bus.reject``; a handler's non-retryable SymbiError is audited as ``bus.refused``.
+        Nothing is redelivered: a retryable error or a key generation not held yet only
+        skips the message. The loop outlives every bad message; ``on_outcome`` (optional)
+        hears how each one was settled, as ``symbi_bus_consumed_total{consumer,outcome}``
+        counts it.
+        """
+        state = _ConsumerState(
+            SeenSet(self.config.seen_set_size),
+            SenderRateLimiter(self.config.rate_per_sender, self.config.rate_burst),
+            label=spec.label,
+        )
+        label = spec.label
+        # "rejected" is counted by _report_rejected, as for every consumer.
+        counted: dict[str, Counter] = {
+            o: CONSUMED.labels(label, o) for o in _FOLLOW_OUTCOMES if o != "rejected"
+        }
+
+        def settled(outcome: FollowOutcome) -> None:
+            child = counted.get(outcome)
+            if child is not None:
+                child.inc()
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        async def on_message(msg: Msg) -> None:
+            # On nats-py's task of this subscription: one message at a time, in order.
+            started = time.perf_counter()
+            try:
+                try:
+                    # The position in the stream is not parsed: nothing that follows needs it
+                    # (Received.stream_seq stays 0), and it costs at every message.
+                    received = await self._check(msg, self._open(msg), state)
+                except EnvelopeRejected as rejected:
+                    if (
+                        rejected.reject_reason == RejectReason.REJECT_REASON_NOT_AUTHORIZED
+                        and self._newer_generation(msg.data)
+                    ):
+                        # A rotation in flight; nothing redelivers, the next message will open.
+                        settled("key_pending")
+                        return
+                    await self._report_rejected(rejected, msg.subject, label)
+                    settled("rejected")
+                    return
+                try:
+                    await self._call_handler(received, handler, label)
+                except SymbiError as exc:
+                    if exc.retryable:
+                        log.info("%s did not apply %s: %s", label, received.msg_id, exc.message)
+                        settled("error")
+                        return
+                    state.seen.add(received.msg_id)
+                    settled("refused")
+                    log.warning(
+                        "%s refused %s from %s: %s (%s)",
+                        label,
+                        received.msg_id,
+                        received.sender,
+                        exc.message,
+                        exc.reason,
+                    )
+                    await self._audit_refusal(received, label, exc)
+                    return
+                state.seen.add(received.msg_id)
+                settled("ok")
+                state.handle_seconds.observe(time.perf_counter() - started)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a follower outlives one bad message
+                settled("error")
+                log.exception("%s could not handle a message on %s", label, msg.subject)
+
+        config: js_api.ConsumerConfig | None = None
+        if len(spec.filter_subjects) > 1:
+            config = js_api.ConsumerConfig(filter_subjects=list(spec.filter_subjects))
+        sub = await self.js.subscribe(
+            spec.filter_subjects[0],
+            stream=spec.stream,
+            cb=on_message,
+            config=config,
+            ordered_consumer=True,
+            deliver_policy=spec.deliver_policy,
+            idle_heartbeat=spec.idle_heartbeat_s,
+            pending_msgs_limit=spec.max_pending,
+            pending_bytes_limit=spec.max_pending_bytes,
+        )
+        try:
+            await asyncio.Future()  # messages arrive on ``on_message``; held until cancelled
+        finally:
+            with contextlib.suppress(Exception):  # the connection may already be draining
                 await sub.unsubscribe()
