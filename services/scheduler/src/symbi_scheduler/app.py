@@ -194,7 +194,7 @@ class SchedulerService:
             except Exception as exc:
                 if "not found" not in str(exc).lower():
                     raise
-        follower = HeartbeatFollower(bus, js, hb_stream, events.on_heartbeat)
+        follower = HeartbeatFollower(bus, hb_stream, events.on_heartbeat)
         runtime.spawn(follower.run(), name="heartbeats")
         runtime.spawn(outbox.run(), name="outbox")
         runtime.spawn(driver.run(), name="scheduler-driver")

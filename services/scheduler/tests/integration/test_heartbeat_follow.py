@@ -135,7 +135,7 @@ async def test_latest_heartbeat_first_then_new_ones(world: World) -> None:
         hb = received.parse(events_pb2.NodeHeartbeat)
         seen.append((hb.node_id, hb.memory_total_mb, received.sender_role))
 
-    follower = HeartbeatFollower(world.scheduler.bus, world.scheduler.bus.js, STREAM, handler)
+    follower = HeartbeatFollower(world.scheduler.bus, STREAM, handler)
     task = asyncio.create_task(follower.run())
     try:
         await eventually(lambda: len(seen) >= 1, timeout=10)
@@ -160,9 +160,7 @@ async def test_forged_and_foreign_heartbeats_are_refused_and_following_goes_on(
     await world.node("node-b")
     c = core()
     events = node_events(c)
-    follower = HeartbeatFollower(
-        world.scheduler.bus, world.scheduler.bus.js, STREAM, events.on_heartbeat
-    )
+    follower = HeartbeatFollower(world.scheduler.bus, STREAM, events.on_heartbeat)
     rejected, refused = followed("rejected"), followed("refused")
     task = asyncio.create_task(follower.run())
     try:
@@ -192,7 +190,7 @@ async def test_a_consumer_deleted_on_the_server_is_recreated(world: World) -> No
     async def handler(received):  # type: ignore[no-untyped-def]
         stamps.append(received.parse(events_pb2.NodeHeartbeat).timestamp_ms)
 
-    follower = HeartbeatFollower(world.scheduler.bus, js, STREAM, handler, idle_heartbeat_s=0.5)
+    follower = HeartbeatFollower(world.scheduler.bus, STREAM, handler, idle_heartbeat_s=0.5)
     task = asyncio.create_task(follower.run())
     try:
         first = await world.beat("node-a")
