@@ -111,6 +111,9 @@ class McpServerConfig(_Model):
     #: Discovery is repeated this often (and after every reconnect); 0 turns periodic
     #: rediscovery off.
     refresh_interval_s: float = Field(300.0, ge=0, le=86_400)
+    #: Rediscover when the server announces that its tool list changed
+    #: (``notifications/tools/list_changed`` or a ``subscriptions/listen`` event).
+    follow_list_changed: bool = True
     #: Largest number of tools accepted from the server; a longer list is refused.
     max_tools: int = Field(512, ge=1, le=10_000)
 
@@ -213,6 +216,9 @@ class GatewayConfig(_Model):
     max_argument_bytes: int = Field(262_144, ge=256, le=64 * 1024 * 1024)
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
     refresh_interval_s: float = Field(300.0, ge=0, le=86_400)
+    #: After a server announces a tool-list change, wait this long for more announcements
+    #: before rediscovering (a burst costs one rediscovery).
+    list_changed_debounce_s: float = Field(0.2, ge=0, le=60)
     #: Backoff between reconnection attempts: doubles from the first to the cap.
     reconnect_initial_s: float = Field(0.2, gt=0, le=60)
     reconnect_max_s: float = Field(30.0, gt=0, le=3600)

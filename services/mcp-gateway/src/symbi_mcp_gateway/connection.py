@@ -25,7 +25,7 @@ from typing import Any
 from symbi_common.errors import DeadlineExceeded, ResourceExhausted, SymbiError, Unavailable
 from symbi_mcp_gateway.audit import AlertKind, AuditEvent, SecurityAlert
 from symbi_mcp_gateway.config import McpServerConfig
-from symbi_mcp_gateway.upstream import McpSession, SessionOpener
+from symbi_mcp_gateway.upstream import McpSession, SessionOpener, ToolChangeWatcher
 
 __all__ = ["ConnectionState", "ServerConnection"]
 
@@ -59,8 +59,10 @@ class ServerConnection:
         alert: Callable[[SecurityAlert], Awaitable[None]],
         reconnect_initial_s: float = 0.2,
         reconnect_max_s: float = 30.0,
+        on_tools_changed: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_tools_changed = on_tools_changed
         self._opener = opener
         self._on_connected = on_connected
         self._emit = emit
@@ -145,7 +147,18 @@ class ServerConnection:
                         details={"server": self.name, "transport": self.config.transport.value},
                     )
                 )
-                await self._fault.wait()
+                async with asyncio.TaskGroup() as watchers:
+                    watcher = None
+                    if self._on_tools_changed is not None and isinstance(
+                        session, ToolChangeWatcher
+                    ):
+                        watcher = watchers.create_task(
+                            self._watch_tools(session, self._on_tools_changed),
+                            name=f"mcp-list-changed-{self.name}",
+                        )
+                    await self._fault.wait()
+                    if watcher is not None:
+                        watcher.cancel()
                 reason = self._dropped[1] or "session dropped"
         except asyncio.CancelledError:
             raise
@@ -167,6 +180,17 @@ class ServerConnection:
             )
         )
         return reason, lived_s
+
+    async def _watch_tools(
+        self, session: ToolChangeWatcher, on_changed: Callable[[], None]
+    ) -> None:
+        # A broken change stream never ends the session: periodic rediscovery still runs.
+        try:
+            await session.watch_tool_changes(on_changed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("server %s: following tool changes failed", self.name, exc_info=True)
 
     def fault(
         self, reason: str, *, generation: int | None = None, code: str = "SESSION_DROPPED"

@@ -133,6 +133,8 @@ class _Server:
     config: McpServerConfig
     connection: ServerConnection
     refresh_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The server announced a tool-list change since the last rediscovery began.
+    list_changed: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -238,6 +240,9 @@ class ToolGateway:
             alert=self._raise_alert,
             reconnect_initial_s=self.config.reconnect_initial_s,
             reconnect_max_s=self.config.reconnect_max_s,
+            on_tools_changed=(
+                (lambda: self._tools_changed(server)) if config.follow_list_changed else None
+            ),
         )
         server = _Server(config, connection)
         self._servers[config.name] = server
@@ -689,6 +694,12 @@ class ToolGateway:
 
     # ---- discovery
 
+    def _tools_changed(self, state: _Server) -> None:
+        # Called from the session's notification path: never blocks, only asks the refresh
+        # loop (one rediscovery in flight per server; a burst while one runs makes one more).
+        state.list_changed = True
+        state.refresh_requested.set()
+
     async def _discover(
         self, state: _Server, session: McpSession, *, fresh_discovery: bool = False
     ) -> list[ToolView]:
@@ -707,9 +718,17 @@ class ToolGateway:
                     await state.refresh_requested.wait()
             except TimeoutError:
                 pass
+            notified = state.list_changed
+            if notified and self.config.list_changed_debounce_s > 0:
+                await asyncio.sleep(self.config.list_changed_debounce_s)  # coalesce a burst
+            state.list_changed = False
             state.refresh_requested.clear()
             if not state.connection.connected:
                 continue  # the next session re-verifies on connect
+            if notified:
+                await self._emit(
+                    AuditEvent("mcp.server.tools_changed", details={"server": state.config.name})
+                )
             try:
                 await self.refresh(state.config.name)
             except SymbiError as exc:

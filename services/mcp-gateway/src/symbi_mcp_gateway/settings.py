@@ -104,6 +104,7 @@ class GatewayMcpSection(McpSection):
     max_argument_bytes: int = Field(262_144, ge=256, le=64 * 1024 * 1024)
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
     refresh_interval_s: float = Field(300.0, ge=0, le=86_400)
+    list_changed_debounce_s: float = Field(0.2, ge=0, le=60)
     reconnect_initial_s: float = Field(0.2, gt=0, le=60)
     reconnect_max_s: float = Field(30.0, gt=0, le=3600)
     audit_timeout_s: float = Field(2.0, gt=0, le=60)

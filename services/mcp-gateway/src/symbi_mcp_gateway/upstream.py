@@ -22,14 +22,16 @@ the server asks for interactive input           ``FailedPrecondition`` (INPUT_RE
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import (
     CONNECTION_CLOSED,
@@ -40,6 +42,7 @@ from mcp_types import (
     Implementation,
     InputRequiredResult,
     PaginatedRequestParams,
+    ToolListChangedNotification,
 )
 from pydantic import ValidationError
 
@@ -54,7 +57,7 @@ from symbi_common.errors import (
 from symbi_mcp_gateway.config import McpServerConfig, TransportKind
 from symbi_mcp_gateway.stdio_transport import MessageTooLarge, open_stdio_transport
 
-__all__ = ["FaultSink", "McpSession", "SessionOpener", "open_mcp_session"]
+__all__ = ["FaultSink", "McpSession", "SessionOpener", "ToolChangeWatcher", "open_mcp_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ _CLIENT_INFO = Implementation(name="symbi-mcp-gateway", version="0.1.0")
 #: Pages of ``tools/list`` followed before a listing is refused as endless.
 _MAX_PAGES = 64
 _MAX_MESSAGE_CHARS = 512
+#: Pause before a lost ``subscriptions/listen`` stream is opened again (doubles to the cap).
+_RELISTEN_INITIAL_S = 0.5
+_RELISTEN_MAX_S = 30.0
 
 #: Called when the transport delivers something that is not an acceptable JSON-RPC message:
 #: ``(what happened, reason)`` with reason ``MALFORMED_MESSAGE``, ``MESSAGE_TOO_LARGE`` or
@@ -80,6 +86,16 @@ class McpSession(Protocol):
         self, name: str, arguments: Mapping[str, Any], *, timeout_s: float
     ) -> dict[str, Any]:
         """Call a tool; the ``CallToolResult`` in wire form (``content``, ``isError``, ...)."""
+        ...
+
+
+@runtime_checkable
+class ToolChangeWatcher(Protocol):
+    """A session that can tell when the server's tool list changed."""
+
+    async def watch_tool_changes(self, on_changed: Callable[[], None]) -> None:
+        """Call ``on_changed`` whenever the server says its tools changed, until cancelled.
+        Returns at once when the server does not announce changes."""
         ...
 
 
@@ -129,6 +145,40 @@ class _ClientSession:
         self._client = client
         self._server = server
         self._on_fault = on_fault
+        #: Set while :meth:`watch_tool_changes` runs; fed by the message handler.
+        self.legacy_changed: Callable[[], None] | None = None
+
+    async def watch_tool_changes(self, on_changed: Callable[[], None]) -> None:
+        """Follow the server's tool-list changes (see :class:`ToolChangeWatcher`).
+
+        Before protocol 2026-07-28 the server sends ``notifications/tools/list_changed`` on
+        the connection (delivered through the message handler); from 2026-07-28 on it sends
+        them only on a ``subscriptions/listen`` stream, which this opens and re-opens when
+        it is lost (every loss counts as a change: events may have been missed).
+        """
+        capabilities = self._client.server_capabilities
+        if capabilities.tools is None or not capabilities.tools.list_changed:
+            return
+        self.legacy_changed = on_changed
+        try:
+            delay = _RELISTEN_INITIAL_S
+            while True:
+                try:
+                    async with self._client.listen(tools_list_changed=True) as subscription:
+                        if not subscription.honored.tools_list_changed:
+                            return
+                        delay = _RELISTEN_INITIAL_S
+                        async for _event in subscription:
+                            on_changed()
+                except ListenNotSupportedError:
+                    await asyncio.Event().wait()  # legacy: the message handler delivers them
+                except (SubscriptionLost, MCPError, TimeoutError) as exc:
+                    logger.info("server %s: tool-change stream lost (%s)", self._server, exc)
+                on_changed()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RELISTEN_MAX_S)
+        finally:
+            self.legacy_changed = None
 
     async def list_tools(self, *, timeout_s: float) -> list[dict[str, Any]]:
         tools: list[dict[str, Any]] = []
@@ -213,8 +263,13 @@ async def open_mcp_session(
     audits it and drops the session).
     """
 
+    opened: list[_ClientSession] = []
+
     async def message_handler(message: Any) -> None:
-        if isinstance(message, MessageTooLarge):
+        if isinstance(message, ToolListChangedNotification):
+            if opened and (notify := opened[0].legacy_changed) is not None:
+                notify()
+        elif isinstance(message, MessageTooLarge):
             await on_fault(str(message), "MESSAGE_TOO_LARGE")
         elif isinstance(message, Exception):
             await on_fault(
@@ -240,4 +295,5 @@ async def open_mcp_session(
             client_info=_CLIENT_INFO,
         )
         await stack.enter_async_context(client)
-        yield _ClientSession(client, config.name, on_fault)
+        opened.append(_ClientSession(client, config.name, on_fault))
+        yield opened[0]
