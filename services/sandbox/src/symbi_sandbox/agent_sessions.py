@@ -340,7 +340,9 @@ class AgentChannelHost:
         self._sessions = sessions
         self._node_id = node_id
 
-    async def open(self, task: TaskSpec, directory: Path) -> ChannelEndpoint:
+    async def open(
+        self, task: TaskSpec, directory: Path, *, egress_bytes_per_s: int = 0
+    ) -> ChannelEndpoint:
         ctx = AgentContext(
             task_id=task.task_id,
             agent_id=task.agent_id,
@@ -350,7 +352,9 @@ class AgentChannelHost:
         )
         self._sessions.open(ctx, task.limits.timeout_s)
         try:
-            endpoint = await self._server.open(task, directory)
+            endpoint = await self._server.open(
+                task, directory, egress_bytes_per_s=egress_bytes_per_s
+            )
         except BaseException:
             await self._sessions.close(ctx)
             raise

@@ -63,6 +63,8 @@ def runner_config(settings: SandboxSettings) -> RunnerConfig:
             max_processes=s.default_processes,
             timeout_s=s.default_timeout_s,
             tmpfs_mb=s.tmpfs_mb,
+            disk_io_mbps=s.default_disk_io_mbps,
+            network_io_mbps=s.default_network_io_mbps,
         ),
         maximum=ResolvedLimits(
             memory_mb=s.max_memory_mb,
@@ -181,7 +183,9 @@ class SandboxService:
                 burst=s.channel_burst,
                 call_timeout_s=s.channel_call_timeout_s,
                 egress=EgressConfig(
-                    blocked_networks=blocked, allowed_networks=tuple(s.egress_allowed_networks)
+                    blocked_networks=blocked,
+                    allowed_networks=tuple(s.egress_allowed_networks),
+                    burst_bytes=s.egress_burst_bytes,
                 ),
             ),
         )

@@ -54,13 +54,15 @@ def tier_to_proto(tier: Tier | None) -> common_pb2.SandboxTier:
 
 
 def limits_from_proto(limits: common_pb2.ResourceLimits) -> ResourceLimits:
-    """Zero means "the node's default"; disk and network I/O budgets are not node limits."""
+    """Zero means "the node's default" (for disk and network I/O: unlimited unless configured)."""
     timeout = limits.execution_timeout.ToTimedelta().total_seconds()
     return ResourceLimits(
         memory_mb=limits.memory_mb or None,
         cpu_millicores=limits.cpu_millicores or None,
         max_processes=limits.max_processes or None,
         timeout_s=timeout if timeout > 0 else None,
+        disk_io_mbps=limits.disk_io_mbps or None,
+        network_io_mbps=limits.network_io_mbps or None,
     )
 
 

@@ -60,6 +60,7 @@ class EngineInfo:
     memory_bytes: int
     cpus: int
     runtimes: Mapping[str, RuntimeInfo] = field(default_factory=lambda: MappingProxyType({}))
+    docker_root_dir: str = ""  # Docker's data root (images, writable layers, logs)
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ class DockerEngine:
             memory_bytes=int(raw.get("MemTotal", 0)),
             cpus=int(raw.get("NCPU", 0)),
             runtimes=MappingProxyType(runtimes),
+            docker_root_dir=str(raw.get("DockerRootDir", "")),
         )
 
     async def create(self, spec: ContainerSpec) -> str:
@@ -231,6 +233,17 @@ class DockerEngine:
         container = await self._call(
             f"create {spec.name}", lambda: self._client.containers.create(**kwargs)
         )
+        if spec.limits.disk_io_mbps > 0:
+            # dockerd drops a blkio limit it cannot apply with only a warning: never run
+            # a task without the disk limit it was given.
+            host = (container.attrs or {}).get("HostConfig") or {}
+            if not host.get("BlkioDeviceReadBps") or not host.get("BlkioDeviceWriteBps"):
+                await self.remove(str(container.id))
+                raise FailedPrecondition(
+                    "dockerd did not apply the disk I/O limit (its kernel or cgroup setup "
+                    "lacks block I/O throttling)",
+                    reason="DISK_IO_LIMIT_UNAVAILABLE",
+                )
         return str(container.id)
 
     async def start(self, container_id: str) -> None:

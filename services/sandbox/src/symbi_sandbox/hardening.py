@@ -4,7 +4,10 @@ Nothing here is optional per task: no network interface (``network_mode="none"``
 egress goes through the channel's proxy), a read-only root with a private ``noexec`` tmpfs
 ``/tmp``, every capability dropped, ``no-new-privileges``, a non-root user of its own, memory
 with swap disabled, a CPU quota, a process limit, bounded on-disk logs and labels naming the
-task, the agent and the node. The wall-clock timeout is enforced by the runner.
+task, the agent and the node. The wall-clock timeout is enforced by the runner. A task with
+a ``disk_io_mbps`` limit gets ``device_read_bps``/``device_write_bps`` on the disk holding
+Docker's data root (found by the runner, ``blockdev.py``); its ``network_io_mbps`` is
+enforced by the channel's egress proxy, the container having no interface.
 
 The process limit is ``ulimit nproc`` on both runtimes (Debian's runsc refuses ``pids_limit``);
 on runc ``pids_limit`` is set as well. RLIMIT_NPROC counts processes per user id across the
@@ -81,7 +84,14 @@ class ContainerSpec:
     labels: Mapping[str, str]
     limits: ResolvedLimits
     mounts: tuple[BindMount, ...] = ()
+    #: The disk throttled for ``limits.disk_io_mbps`` (``/dev/…``); required when it is set.
+    disk_device: str | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def disk_bytes_per_s(self) -> int:
+        """``disk_io_mbps`` in bytes/s (megabits: × 125 000); 0 = unlimited."""
+        return self.limits.disk_io_mbps * 125_000
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``docker.DockerClient.containers.create`` (and ``run``)."""
@@ -116,6 +126,12 @@ class ContainerSpec:
             "volumes": {m.source: {"bind": m.target, "mode": "ro"} for m in self.mounts},
             "detach": True,
         }
+        if self.limits.disk_io_mbps > 0:
+            if self.disk_device is None:
+                raise ValueError("a disk_io_mbps limit needs the disk to throttle")
+            rate = [{"Path": self.disk_device, "Rate": self.disk_bytes_per_s}]
+            kwargs["device_read_bps"] = rate
+            kwargs["device_write_bps"] = list(rate)
         if self.tier is Tier.DOCKER:
             # Per-container cgroup limit as well; runsc (Debian 2022) fails to start with it.
             kwargs["pids_limit"] = nproc
@@ -140,6 +156,7 @@ def build_container_spec(
     channel_dir: str | None = None,
     sdk_dir: str | None = None,
     code_dir: str | None = None,
+    disk_device: str | None = None,
 ) -> ContainerSpec:
     """The hardened spec for ``task`` (pure: no I/O)."""
     env = dict(task.env)
@@ -190,4 +207,5 @@ def build_container_spec(
         labels=MappingProxyType(labels),
         limits=limits,
         mounts=tuple(mounts),
+        disk_device=disk_device if limits.disk_io_mbps > 0 else None,
     )

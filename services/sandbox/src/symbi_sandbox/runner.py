@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, Self
@@ -41,6 +41,8 @@ from symbi_common.errors import (
     SymbiError,
     Unavailable,
 )
+from symbi_sandbox.blockdev import BlockDevice, NoBlockDevice, find_block_device
+from symbi_sandbox.channel.bandwidth import bytes_per_second
 from symbi_sandbox.engine import ContainerEngine, EngineInfo
 from symbi_sandbox.hardening import (
     LABEL_AGENT,
@@ -142,6 +144,7 @@ class NodeInfo:
     running_task_ids: tuple[str, ...]
     docker_version: str
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    disk_io_tiers: tuple[Tier, ...] = ()  # tiers on which a disk_io_mbps limit is enforced
 
     @property
     def running_tasks(self) -> int:
@@ -159,8 +162,13 @@ class ChannelEndpoint(Protocol):
 class ChannelHost(Protocol):
     """Serves agent sockets (implemented by :class:`symbi_sandbox.channel.ChannelServer`)."""
 
-    async def open(self, task: TaskSpec, directory: Path) -> ChannelEndpoint:
-        """Binds the task's socket inside ``directory`` and starts serving it."""
+    async def open(
+        self, task: TaskSpec, directory: Path, *, egress_bytes_per_s: int = 0
+    ) -> ChannelEndpoint:
+        """Binds the task's socket inside ``directory`` and starts serving it.
+
+        ``egress_bytes_per_s`` caps the task's egress through the channel (0: unlimited).
+        """
         ...
 
 
@@ -191,6 +199,12 @@ class RunnerConfig:
     drain_idle_s: float = 5.0
     drain_max_s: float = 60.0
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Tiers whose runtime honours Docker's blkio throttling. gVisor's sentry does the
+    #: container's file I/O through its gofer outside the container's blkio cgroup: measured,
+    #: a 1 MB/s read limit does not slow it at all, so gVisor is not listed.
+    disk_io_tiers: frozenset[Tier] = frozenset({Tier.DOCKER})
+    #: Finds the disk holding Docker's data root (``blockdev.py``; replaced in unit tests).
+    find_disk: Callable[[str], BlockDevice] = find_block_device
 
     def __post_init__(self) -> None:
         if not self.node_id or not all(c.isalnum() or c in "-_." for c in self.node_id):
@@ -293,6 +307,9 @@ class SandboxRunner:
         self._channel_tiers: frozenset[Tier] = frozenset()
         self._lost: tuple[LostTask, ...] = ()
         self._broken: dict[Tier, str] = {}  # tiers whose probe failed, and why
+        self._disk: BlockDevice | None = None
+        self._disk_problem = "Docker's data root is not known yet"
+        self._disk_reported: str | None = None
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -369,6 +386,7 @@ class SandboxRunner:
                 channel_tiers.add(tier)
         self._tiers = frozenset(tiers)
         self._channel_tiers = frozenset(channel_tiers)
+        await self._find_disk(info)
         if Tier.GVISOR in tiers and Tier.GVISOR not in channel_tiers:
             _log.warning(
                 "runtime %s is registered without --host-uds=open: gVisor tasks cannot use the "
@@ -376,6 +394,48 @@ class SandboxRunner:
                 self._config.runtimes[Tier.GVISOR],
             )
         return info
+
+    async def _find_disk(self, info: EngineInfo) -> None:
+        known = self._disk
+        if not info.docker_root_dir:
+            self._disk, self._disk_problem = None, "dockerd does not name its data root"
+        else:
+            try:
+                self._disk = await asyncio.to_thread(self._config.find_disk, info.docker_root_dir)
+            except NoBlockDevice as exc:
+                self._disk, self._disk_problem = None, str(exc)
+        if self._disk is not None and self._disk != known:
+            _log.info(
+                "disk I/O limits throttle %s (%s) on tiers %s",
+                self._disk.path,
+                self._disk.number,
+                ", ".join(t.label for t in sorted(self.disk_io_tiers)) or "none",
+            )
+        elif self._disk is None and self._disk_problem != self._disk_reported:
+            self._disk_reported = self._disk_problem
+            _log.warning(
+                "disk I/O limits cannot be enforced on this node: %s; tasks that ask for one "
+                "are refused (DISK_IO_LIMIT_UNAVAILABLE)",
+                self._disk_problem,
+            )
+
+    @property
+    def disk_io_tiers(self) -> frozenset[Tier]:
+        """Tiers offered here on which a ``disk_io_mbps`` limit is enforced."""
+        if self._disk is None:
+            return frozenset()
+        return self._tiers & self._config.disk_io_tiers
+
+    def disk_io_unavailable(self, tier: Tier) -> str | None:
+        """Why a disk I/O limit cannot be enforced on ``tier`` here (``None``: it can)."""
+        if self._disk is None:
+            return self._disk_problem
+        if tier not in self._config.disk_io_tiers:
+            return (
+                f"the {tier.label} tier's runtime does its file I/O outside the container's "
+                "block I/O cgroup, so Docker's throttling does not reach it"
+            )
+        return None
 
     # ------------------------------------------------------------------ queries
 
@@ -402,6 +462,7 @@ class SandboxRunner:
             cpu_free_millicores=max(0, cpu_total - sum(e.limits.cpu_millicores for e in running)),
             tiers=tuple(sorted(self._tiers)),
             channel_tiers=tuple(sorted(self._channel_tiers)),
+            disk_io_tiers=tuple(sorted(self.disk_io_tiers)),
             running_task_ids=tuple(e.task_id for e in running),
             docker_version=info.server_version,
             labels=self._config.labels,
@@ -473,6 +534,19 @@ class SandboxRunner:
             assessed=assessed,
             policy_minimum=task.min_tier,
         )
+        if limits.disk_io_mbps > 0:
+            why = self.disk_io_unavailable(choice.tier)
+            if why is not None and task.limits.disk_io_mbps:
+                raise FailedPrecondition(
+                    f"task.limits.disk_io_mbps = {limits.disk_io_mbps} cannot be enforced on "
+                    f"tier {choice.tier.label} on node {self.node_id}: {why}",
+                    reason="DISK_IO_LIMIT_UNAVAILABLE",
+                    details={"field": "limits.disk_io_mbps", "tier": choice.tier.label},
+                )
+            if why is not None:
+                # The node's default, not the task's request: applied where it can be
+                # (reported once at start, see _find_disk).
+                limits = replace(limits, disk_io_mbps=0)
         if task.channel:
             if self._channels is None:
                 raise FailedPrecondition(
@@ -579,7 +653,11 @@ class SandboxRunner:
                 self._workspace.create, task.task_id, task.attempt, task.code
             )
             if task.channel and self._channels is not None:
-                endpoint = await self._channels.open(task, directory.channel)
+                endpoint = await self._channels.open(
+                    task,
+                    directory.channel,
+                    egress_bytes_per_s=bytes_per_second(execution.limits.network_io_mbps),
+                )
             spec = build_container_spec(
                 task,
                 tier=execution.tier,
@@ -591,6 +669,7 @@ class SandboxRunner:
                 channel_dir=str(directory.channel) if endpoint is not None else None,
                 sdk_dir=str(self._config.sdk_dir) if self._config.sdk_dir else None,
                 code_dir=str(directory.code) if directory.code else None,
+                disk_device=self._disk.path if self._disk is not None else None,
             )
             execution.container_id = await self._engine.create(spec)
             execution.started_at_ms = _now_ms()

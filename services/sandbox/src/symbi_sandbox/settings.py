@@ -52,6 +52,13 @@ class SandboxSection(Section):
     default_timeout_s: float = Field(300.0, gt=0)
     max_timeout_s: float = Field(86_400.0, gt=0)
     tmpfs_mb: int = Field(64, ge=1, le=65_536)
+    #: I/O limits (megabits/s) of tasks that ask for none; 0 = unlimited. Disk: blkio
+    #: throttling of the disk under Docker's data root (runc tier only); network: the
+    #: egress proxy, both directions, all of a task's tunnels together.
+    default_disk_io_mbps: int = Field(0, ge=0, le=1_000_000)
+    default_network_io_mbps: int = Field(0, ge=0, le=1_000_000)
+    #: Bytes a rate-limited task may send at once after being idle.
+    egress_burst_bytes: int = Field(65_536, ge=1024, le=64 * 1024 * 1024)
 
     #: Grace before SIGKILL for a TaskStop or gRPC Kill that names none, and for preemptions.
     stop_grace_s: float = Field(10.0, ge=0, le=600)

@@ -43,15 +43,28 @@ def _bad(field_name: str, message: str, value: object) -> InvalidArgument:
 
 @dataclass(frozen=True)
 class ResourceLimits:
-    """Requested limits; ``None`` means the node's default. Mirrors ``common.v1.ResourceLimits``."""
+    """Requested limits; ``None`` means the node's default. Mirrors ``common.v1.ResourceLimits``.
+
+    ``disk_io_mbps`` and ``network_io_mbps`` are megabits per second (× 125 000 = bytes/s):
+    block-device read and write throughput of the container, and egress throughput through
+    the channel's proxy (both directions, all of the task's tunnels together).
+    """
 
     memory_mb: int | None = None
     cpu_millicores: int | None = None
     max_processes: int | None = None
     timeout_s: float | None = None
+    disk_io_mbps: int | None = None
+    network_io_mbps: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("memory_mb", "cpu_millicores", "max_processes"):
+        for name in (
+            "memory_mb",
+            "cpu_millicores",
+            "max_processes",
+            "disk_io_mbps",
+            "network_io_mbps",
+        ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise _bad(f"limits.{name}", "must be a positive integer", value)
@@ -61,13 +74,15 @@ class ResourceLimits:
 
 @dataclass(frozen=True)
 class ResolvedLimits:
-    """The limits a container actually gets; every field set."""
+    """The limits a container actually gets; every field set (I/O: 0 = unlimited)."""
 
     memory_mb: int
     cpu_millicores: int
     max_processes: int
     timeout_s: float
     tmpfs_mb: int
+    disk_io_mbps: int = 0
+    network_io_mbps: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,8 @@ class LimitPolicy:
             max_processes=requested.max_processes or self.default.max_processes,
             timeout_s=requested.timeout_s or self.default.timeout_s,
             tmpfs_mb=self.default.tmpfs_mb,
+            disk_io_mbps=requested.disk_io_mbps or self.default.disk_io_mbps,
+            network_io_mbps=requested.network_io_mbps or self.default.network_io_mbps,
         )
         for name in ("memory_mb", "cpu_millicores", "max_processes", "timeout_s"):
             value, ceiling = getattr(resolved, name), getattr(self.maximum, name)

@@ -154,9 +154,13 @@ class FakeEndpoint:
 class FakeChannels:
     def __init__(self) -> None:
         self.opened: list[tuple[str, Path, FakeEndpoint]] = []
+        self.rates: list[int] = []
 
-    async def open(self, task: TaskSpec, directory: Path) -> ChannelEndpoint:
+    async def open(
+        self, task: TaskSpec, directory: Path, *, egress_bytes_per_s: int = 0
+    ) -> ChannelEndpoint:
         endpoint = FakeEndpoint()
+        self.rates.append(egress_bytes_per_s)
         self.opened.append((task.task_id, directory, endpoint))
         return endpoint
 

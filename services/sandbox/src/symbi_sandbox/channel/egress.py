@@ -11,7 +11,9 @@ starts with ``egress.connect``; this module decides it and relays the bytes:
    node's own loopback, private, link-local and metadata ranges by default) so a permitted
    name cannot reach the node's own services; the connection goes to a checked address;
 5. the decision, and at the end the byte counts, are written to the :class:`AuditSink`
-   before anything flows (an audit failure refuses the connection).
+   before anything flows (an audit failure refuses the connection);
+6. the bytes relayed, both ways, are held to the task's ``network_io_mbps`` by a
+   :class:`ByteRateLimiter` shared by all of the task's tunnels (``bandwidth.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from symbi_common.errors import (
     PermissionDenied,
     Unavailable,
 )
+from symbi_sandbox.channel.bandwidth import ByteRateLimiter
 from symbi_sandbox.channel.ports import AgentContext, AuditRecord, AuditSink, EgressPolicy
 
 __all__ = ["DEFAULT_BLOCKED_NETWORKS", "EgressConfig", "EgressGate", "Tunnel"]
@@ -70,6 +73,8 @@ class EgressConfig:
     decision_timeout_s: float = 5.0
     max_tunnels_per_task: int = 16
     chunk_bytes: int = 64 * 1024
+    #: Bytes a rate-limited task may send at once after being idle (its bucket's size).
+    burst_bytes: int = 64 * 1024
     _blocked: tuple[Any, ...] = field(init=False, repr=False, compare=False, default=())
     _allowed: tuple[Any, ...] = field(init=False, repr=False, compare=False, default=())
 
@@ -211,12 +216,16 @@ class EgressGate:
         tunnel: Tunnel,
         agent: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         remote: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        limiter: ByteRateLimiter | None = None,
     ) -> None:
-        """Copies bytes both ways until either side closes or goes idle; audits the end."""
+        """Copies bytes both ways until either side closes or goes idle; audits the end.
+
+        With a ``limiter`` every chunk, either way, waits for its bytes from it first.
+        """
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._copy(agent[0], remote[1], tunnel, outbound=True))
-                group.create_task(self._copy(remote[0], agent[1], tunnel, outbound=False))
+                group.create_task(self._copy(agent[0], remote[1], tunnel, limiter, outbound=True))
+                group.create_task(self._copy(remote[0], agent[1], tunnel, limiter, outbound=False))
         except* (OSError, TimeoutError) as errors:
             _log.debug("egress tunnel %s:%s ended: %r", tunnel.host, tunnel.port, errors)
         finally:
@@ -238,6 +247,7 @@ class EgressGate:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         tunnel: Tunnel,
+        limiter: ByteRateLimiter | None,
         *,
         outbound: bool,
     ) -> None:
@@ -248,6 +258,8 @@ class EgressGate:
                 )
                 if not data:
                     break
+                if limiter is not None:
+                    await limiter.acquire(len(data))
                 writer.write(data)
                 await writer.drain()
                 if outbound:

@@ -33,6 +33,7 @@ from symbi_common.errors import (
     ResourceExhausted,
     SymbiError,
 )
+from symbi_sandbox.channel.bandwidth import ByteRateLimiter
 from symbi_sandbox.channel.egress import EgressConfig, EgressGate
 from symbi_sandbox.channel.ports import (
     AgentContext,
@@ -114,8 +115,13 @@ class ChannelServer:
     def config(self) -> ChannelConfig:
         return self._config
 
-    async def open(self, task: TaskSpec, directory: Path) -> ChannelEndpoint:
-        """Binds ``directory/agent.sock`` for ``task`` and starts serving it."""
+    async def open(
+        self, task: TaskSpec, directory: Path, *, egress_bytes_per_s: int = 0
+    ) -> ChannelEndpoint:
+        """Binds ``directory/agent.sock`` for ``task`` and starts serving it.
+
+        ``egress_bytes_per_s`` (0: unlimited) caps the task's egress tunnels together.
+        """
         ctx = AgentContext(
             task_id=task.task_id,
             agent_id=task.agent_id,
@@ -123,7 +129,12 @@ class ChannelServer:
             attempt=task.attempt,
             network=task.network,
         )
-        endpoint = ChannelEndpoint(self, ctx, directory / SOCKET_NAME)
+        limiter = (
+            ByteRateLimiter(egress_bytes_per_s, self._config.egress.burst_bytes)
+            if egress_bytes_per_s > 0
+            else None
+        )
+        endpoint = ChannelEndpoint(self, ctx, directory / SOCKET_NAME, limiter)
         await endpoint._start()
         self._endpoints.add(endpoint)
         return endpoint
@@ -137,8 +148,16 @@ class ChannelServer:
 class ChannelEndpoint:
     """One task's socket and its connections."""
 
-    def __init__(self, server: ChannelServer, ctx: AgentContext, path: Path) -> None:
+    def __init__(
+        self,
+        server: ChannelServer,
+        ctx: AgentContext,
+        path: Path,
+        egress_limiter: ByteRateLimiter | None = None,
+    ) -> None:
         self._server = server
+        #: The task's egress bandwidth (``network_io_mbps``), shared by all its tunnels.
+        self.egress_limiter = egress_limiter
         self.context = ctx
         self.path = path
         self._listener: asyncio.Server | None = None
@@ -495,7 +514,11 @@ class _Session:
                 )
                 await self._writer.drain()
                 await gate.relay(
-                    self._ctx, tunnel, (self._reader, self._writer), (remote_r, remote_w)
+                    self._ctx,
+                    tunnel,
+                    (self._reader, self._writer),
+                    (remote_r, remote_w),
+                    endpoint.egress_limiter,
                 )
             finally:
                 endpoint._tunnels -= 1
