@@ -42,6 +42,7 @@ from symbi_mcp_gateway.events import (
 )
 from symbi_mcp_gateway.front import GatewayMcpEndpoint
 from symbi_mcp_gateway.gateway import ToolGateway
+from symbi_mcp_gateway.kv_approvals import KvApprovalStore, approvals_bucket
 from symbi_mcp_gateway.kv_pins import PINS_BUCKET, KvPinStore
 from symbi_mcp_gateway.kv_servers import SERVERS_BUCKET, KvServerRegistry
 from symbi_mcp_gateway.metrics import MeteredAudit
@@ -109,7 +110,7 @@ class McpGatewayService:
         return ()
 
     def buckets(self) -> Sequence[BucketSpec]:
-        return (PINS_BUCKET, SERVERS_BUCKET)
+        return (PINS_BUCKET, SERVERS_BUCKET, approvals_bucket(self._config.approval_ttl_s))
 
     async def start(self, runtime: Runtime) -> None:
         section = self._settings.mcp
@@ -135,6 +136,11 @@ class McpGatewayService:
             audit=audit,
             alerts=BusAlerts(bus, closing=closing),
             resolver=build_resolver(self._config.schemapin, self._http),
+            approvals=KvApprovalStore(
+                await runtime.js.key_value(
+                    runtime.provisioner.bucket_name(approvals_bucket(self._config.approval_ttl_s))
+                )
+            ),
         )
         self._gateway = gateway
         ready = asyncio.Event()

@@ -20,6 +20,10 @@ Event types (``event_type``) the gateway emits:
 ``mcp.server.connected``   a session opened (and its tools were re-verified)
 ``mcp.server.disconnected``a session ended (crash, timeout, protocol violation)
 ``mcp.server.protocol_violation`` malformed JSON-RPC or an oversized message
+``mcp.server.tools_changed`` a server announced a tool-list change; rediscovered
+``mcp.approval.requested`` a ``require_approval`` call was refused; an approval is pending
+``mcp.approval.approved`` / ``.denied``  an operator decided an approval (``actor``)
+``mcp.approval.consumed``  the approved call ran (once)
 ========================== ============================================================
 """
 
@@ -83,6 +87,8 @@ class AlertKind(enum.StrEnum):
     KEY_REVOKED = "key_revoked"
     #: A server sent malformed JSON-RPC or an oversized message.
     PROTOCOL_VIOLATION = "protocol_violation"
+    #: A call that policy allows only with a human approval is waiting for one.
+    APPROVAL_REQUIRED = "approval_required"
 
 
 @dataclass(frozen=True, slots=True)

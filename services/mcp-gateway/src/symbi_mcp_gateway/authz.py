@@ -3,8 +3,9 @@
 Registering and removing servers is ``administer`` on ``McpServer::"<name>"``; verifying,
 approving and unpinning tools is ``administer`` on ``Tool::"<server>/<tool>"`` (in its
 server); invoking one is ``tool_call`` on it; issuing an agent's endpoint token is
-``administer`` on ``Agent::"<agent id>"``. Listing servers, tools and pins is open to every
-admitted caller.
+``administer`` on ``Agent::"<agent id>"``; deciding a call approval is ``administer`` on the
+approval's ``Tool`` (the request names it; the servicer checks it against the record). Listing
+servers, tools, pins and approvals is open to every admitted caller.
 """
 
 from __future__ import annotations
@@ -50,4 +51,6 @@ GATEWAY_RULES: MethodRules = {
     "ListServers": OPEN,
     "ListTools": OPEN,
     "ListPins": OPEN,
+    "ListApprovals": OPEN,
+    "DecideApproval": ByPolicy("administer", _tool),
 }

@@ -226,6 +226,9 @@ class GatewayConfig(_Model):
     audit_timeout_s: float = Field(2.0, gt=0, le=60)
     #: How long a policy decision may take; no answer in time refuses the call.
     policy_timeout_s: float = Field(2.0, gt=0, le=60)
+    #: How long an approval of a ``require_approval`` call stays valid after the refused call
+    #: asked for it (pending, then approved and unused, or denied).
+    approval_ttl_s: float = Field(3600.0, ge=1, le=30 * 86_400)
     #: How long a pin store operation may take.
     pin_store_timeout_s: float = Field(5.0, gt=0, le=60)
     schemapin: SchemaPinConfig = SchemaPinConfig()

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from symbi.mcp_gateway.v1 import mcp_gateway_pb2 as pb
 from symbi_common.errors import InvalidArgument
+from symbi_mcp_gateway.approvals import CallApproval
 from symbi_mcp_gateway.catalog import ToolView
 from symbi_mcp_gateway.config import GatewayConfig, McpServerConfig
 from symbi_mcp_gateway.definition import canonical_json
@@ -21,6 +22,7 @@ from symbi_mcp_gateway.pins import ToolPin
 from symbi_mcp_gateway.trust import ToolStatus
 
 __all__ = [
+    "approval_to_proto",
     "arguments_from_request",
     "pin_to_proto",
     "result_to_proto",
@@ -246,3 +248,22 @@ def result_to_proto(result: ToolResult) -> pb.InvokeToolResponse:
         message.structured_content.update(dict(structured))
         message.has_structured_content = True
     return message
+
+
+def approval_to_proto(approval: CallApproval, *, now_ms: int) -> pb.CallApproval:
+    return pb.CallApproval(
+        approval_id=approval.approval_id,
+        agent_id=approval.agent_id,
+        server=approval.server,
+        tool=approval.tool,
+        arguments_sha256=approval.arguments_sha256,
+        state=approval.state.value,
+        policies=list(approval.policies),
+        reasons=list(approval.reasons),
+        created_at_ms=approval.created_at_ms,
+        expires_at_ms=approval.expires_at_ms,
+        decided_by=approval.decided_by,
+        decided_at_ms=approval.decided_at_ms,
+        consumed_at_ms=approval.consumed_at_ms,
+        expired=approval.expired(now_ms),
+    )

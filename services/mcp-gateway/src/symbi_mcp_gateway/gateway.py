@@ -16,7 +16,8 @@ The call path (:meth:`ToolGateway.invoke`), in order: the tool must be known and
 (verified or allowed by the trust mode; never quarantined); the arguments must fit the size
 limit and the tool's input schema; the policy engine must allow the call, and its conditions
 are enforced here (``audit_full`` records the argument summary, ``rate_limit:N/U`` spends a
-token, ``require_approval`` and anything unknown refuse); the call runs on the server's
+token, ``require_approval`` needs an operator's approval of this very call — see
+:mod:`~symbi_mcp_gateway.approvals` — and anything unknown refuses); the call runs on the server's
 shared session under the timeout; the result must fit the size limit and the verified output
 schema. Every outcome, refusals included, is
 one ``mcp.tool_call`` audit event with SHA-256 hashes of arguments and result.
@@ -45,6 +46,7 @@ from symbi_common.errors import (
     SymbiError,
     Unavailable,
 )
+from symbi_mcp_gateway.approvals import ApprovalBook, ApprovalStore, MemoryApprovalStore
 from symbi_mcp_gateway.audit import AuditEvent, SecurityAlert
 from symbi_mcp_gateway.catalog import CatalogEntry, ToolCatalog, ToolView
 from symbi_mcp_gateway.config import GatewayConfig, McpServerConfig
@@ -157,6 +159,7 @@ class ToolGateway:
         resolver: KeyResolver,
         opener: SessionOpener = open_mcp_session,
         clock: Callable[[], float] = time.time,
+        approvals: ApprovalStore | None = None,
     ) -> None:
         self.config = config
         pins = TimedPinStore(pins, timeout_s=config.pin_store_timeout_s)
@@ -171,6 +174,15 @@ class ToolGateway:
         )
         self._servers: dict[str, _Server] = {}
         self._rate_limiter = CallRateLimiter()
+        #: Calls that policy allows only with a human approval (ADR 0086).
+        self.approvals = ApprovalBook(
+            approvals if approvals is not None else MemoryApprovalStore(),
+            ttl_s=config.approval_ttl_s,
+            emit=self._emit,
+            alert=self._raise_alert,
+            timeout_s=config.pin_store_timeout_s,
+            clock_ms=lambda: int(clock() * 1000),
+        )
         self._group: asyncio.TaskGroup | None = None
         self._closed = False
         #: Audit events that could not be delivered (also logged in full).
@@ -479,7 +491,7 @@ class ToolGateway:
             }
             self._check_usable(entry)
             self._check_arguments(state.config, entry, arguments, record["arguments_bytes"])
-            decision = await self._authorize(agent_id, entry, arguments)
+            decision = await self._authorize(agent_id, entry, arguments, record)
             if _AUDIT_FULL in decision.conditions:
                 record["args_summary"] = summarize_arguments(arguments)
             timeout = min(timeout_s or state.config.call_timeout_s, state.config.call_timeout_s)
@@ -552,7 +564,11 @@ class ToolGateway:
             )
 
     async def _authorize(
-        self, agent_id: str, entry: CatalogEntry, arguments: Mapping[str, Any]
+        self,
+        agent_id: str,
+        entry: CatalogEntry,
+        arguments: Mapping[str, Any],
+        record: dict[str, Any],
     ) -> PolicyDecision:
         request = self._authorization(agent_id, entry.view, summarize_arguments(arguments))
         try:
@@ -574,11 +590,6 @@ class ToolGateway:
                 f"policy denies {agent_id} calling {entry.view.tool_id}: {why}",
                 reason="POLICY_DENIED",
                 details={"tool": entry.view.tool_id, "policies": ",".join(decision.policies)},
-            )
-        if _REQUIRE_APPROVAL in decision.conditions:
-            raise PermissionDenied(
-                f"policy requires a human approval for {agent_id} calling {entry.view.tool_id}",
-                reason="APPROVAL_REQUIRED",
             )
         limits: list[RateLimit] = []
         unsupported: list[str] = []
@@ -602,6 +613,18 @@ class ToolGateway:
             )
         for limit in limits:
             self._rate_limiter.take(agent_id, entry.view.tool_id, limit)
+        if _REQUIRE_APPROVAL in decision.conditions:
+            # Last: a call refused by another condition does not use up its approval.
+            approval = await self.approvals.gate(
+                agent_id,
+                entry.view.server,
+                entry.view.name,
+                record["arguments_sha256"],
+                policies=decision.policies,
+                reasons=decision.reasons,
+            )
+            record["approval_id"] = approval.approval_id
+            record["approved_by"] = approval.decided_by
         return decision
 
     def _authorization(

@@ -23,11 +23,12 @@ from symbi_common.errors import (
     SymbiError,
     Unavailable,
 )
-from symbi_common.grpc import ERROR_METADATA_KEY, error_info
+from symbi_common.grpc import ERROR_METADATA_KEY, caller, error_info
 from symbi_common.grpc.status import status_code
 from symbi_mcp_gateway.audit import AuditEvent
 from symbi_mcp_gateway.config import GatewayConfig, McpServerConfig, TransportKind
 from symbi_mcp_gateway.convert import (
+    approval_to_proto,
     arguments_from_request,
     pin_to_proto,
     result_to_proto,
@@ -221,6 +222,35 @@ class McpGatewayServicer(pb_grpc.McpGatewayServiceServicer):
             definition_hash=request.definition_hash or None,
         )
         return tool_to_proto(view)
+
+    async def ListApprovals(
+        self, request: pb.ListApprovalsRequest, context: Any
+    ) -> pb.ListApprovalsResponse:
+        book = self._ctx().gateway.approvals
+        approvals = await book.list(include_closed=request.include_closed)
+        if request.server:
+            approvals = [a for a in approvals if a.server == request.server]
+        now = book.now_ms()
+        return pb.ListApprovalsResponse(
+            approvals=[approval_to_proto(a, now_ms=now) for a in approvals]
+        )
+
+    async def DecideApproval(
+        self, request: pb.DecideApprovalRequest, context: Any
+    ) -> pb.CallApproval:
+        book = self._ctx().gateway.approvals
+        # The authenticated principal decides; a label the request carries is kept beside it.
+        who = caller()
+        actor = who.principal_id if who is not None else "local"
+        if request.actor:
+            actor = f"{actor} ({request.actor[:128]})"
+        approval = await book.decide(
+            request.approval_id,
+            approve=request.approve,
+            actor=actor,
+            tool_id=f"{request.server}/{request.tool}",
+        )
+        return approval_to_proto(approval, now_ms=book.now_ms())
 
     async def IssueAgentToken(
         self, request: pb.IssueAgentTokenRequest, context: Any

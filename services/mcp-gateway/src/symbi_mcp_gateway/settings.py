@@ -110,6 +110,7 @@ class GatewayMcpSection(McpSection):
     audit_timeout_s: float = Field(2.0, gt=0, le=60)
     policy_timeout_s: float = Field(2.0, gt=0, le=60)
     pin_store_timeout_s: float = Field(5.0, gt=0, le=60)
+    approval_ttl_s: float = Field(3600.0, ge=1, le=30 * 86_400)
     schemapin: SchemaPinConfig = SchemaPinConfig()
     #: ``[[mcp.servers]]`` (validated with the rest by :meth:`gateway_config`).
     servers: tuple[dict[str, Any], ...] = ()

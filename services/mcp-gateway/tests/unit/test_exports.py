@@ -24,6 +24,7 @@ EDGE = {
     "events.py",
     "convert.py",
     "bus_ports.py",
+    "kv_approvals.py",
     "kv_pins.py",
     "kv_servers.py",
 }

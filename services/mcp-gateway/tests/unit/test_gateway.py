@@ -274,8 +274,15 @@ async def test_policy_conditions(
         await gateway.invoke("b", "fake", "echo", {"text": "once"})
         with pytest.raises(ResourceExhausted) as limited:
             await gateway.invoke("b", "fake", "echo", {"text": "twice"})
-        with pytest.raises(PermissionDenied) as approval:
+        with pytest.raises(FailedPrecondition) as approval:
             await gateway.invoke("c", "fake", "echo", {"text": "x"})
+        # Approved by an operator, the same call runs once; then it needs a new approval.
+        approval_id = approval.value.details["approval_id"]
+        await gateway.approvals.decide(approval_id, approve=True, actor="op")
+        await gateway.invoke("c", "fake", "echo", {"text": "x"})
+        with pytest.raises(FailedPrecondition) as again:
+            await gateway.invoke("c", "fake", "echo", {"text": "x"})
+        assert again.value.details["approval_id"] != approval_id
         with pytest.raises(PermissionDenied) as unsupported:
             await gateway.invoke("d", "fake", "echo", {"text": "x"})
         assert [v.name for v in await gateway.tools_for_agent("c")] == []
@@ -288,8 +295,11 @@ async def test_policy_conditions(
     assert full.agent_id == "a"
     assert full.decision == "conditional"
     assert "secret-ish" in str(full.details["args_summary"])
-    assert fake.calls == 2
+    assert fake.calls == 3
     assert audit.calls(outcome="refused", reason="RATE_LIMITED")
+    approved = audit.calls(outcome="ok", tool="echo")[-1]
+    assert approved.agent_id == "c" and approved.details["approval_id"] == approval_id
+    assert approved.details["approved_by"] == "op"
 
 
 async def test_policy_failure_refuses_the_call(

@@ -283,6 +283,66 @@ class ApproveToolRequest(_message.Message):
     actor: str
     def __init__(self, server: _Optional[str] = ..., tool: _Optional[str] = ..., definition_hash: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
+class CallApproval(_message.Message):
+    __slots__ = ("approval_id", "agent_id", "server", "tool", "arguments_sha256", "state", "policies", "reasons", "created_at_ms", "expires_at_ms", "decided_by", "decided_at_ms", "consumed_at_ms", "expired")
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CONSUMED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    approval_id: str
+    agent_id: str
+    server: str
+    tool: str
+    arguments_sha256: str
+    state: str
+    policies: _containers.RepeatedScalarFieldContainer[str]
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    created_at_ms: int
+    expires_at_ms: int
+    decided_by: str
+    decided_at_ms: int
+    consumed_at_ms: int
+    expired: bool
+    def __init__(self, approval_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., server: _Optional[str] = ..., tool: _Optional[str] = ..., arguments_sha256: _Optional[str] = ..., state: _Optional[str] = ..., policies: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[str]] = ..., created_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., decided_by: _Optional[str] = ..., decided_at_ms: _Optional[int] = ..., consumed_at_ms: _Optional[int] = ..., expired: _Optional[bool] = ...) -> None: ...
+
+class ListApprovalsRequest(_message.Message):
+    __slots__ = ("server", "include_closed")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    include_closed: bool
+    def __init__(self, server: _Optional[str] = ..., include_closed: _Optional[bool] = ...) -> None: ...
+
+class ListApprovalsResponse(_message.Message):
+    __slots__ = ("approvals",)
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    approvals: _containers.RepeatedCompositeFieldContainer[CallApproval]
+    def __init__(self, approvals: _Optional[_Iterable[_Union[CallApproval, _Mapping]]] = ...) -> None: ...
+
+class DecideApprovalRequest(_message.Message):
+    __slots__ = ("approval_id", "approve", "server", "tool", "actor")
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    approval_id: str
+    approve: bool
+    server: str
+    tool: str
+    actor: str
+    def __init__(self, approval_id: _Optional[str] = ..., approve: _Optional[bool] = ..., server: _Optional[str] = ..., tool: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
 class IssueAgentTokenRequest(_message.Message):
     __slots__ = ("agent_id", "ttl_s")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]

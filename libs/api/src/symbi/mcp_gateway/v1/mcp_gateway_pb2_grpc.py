@@ -84,6 +84,16 @@ class McpGatewayServiceStub:
                 request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenRequest.SerializeToString,
                 response_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenResponse.FromString,
                 _registered_method=True)
+        self.ListApprovals = channel.unary_unary(
+                '/symbi.mcp_gateway.v1.McpGatewayService/ListApprovals',
+                request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ListApprovalsRequest.SerializeToString,
+                response_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ListApprovalsResponse.FromString,
+                _registered_method=True)
+        self.DecideApproval = channel.unary_unary(
+                '/symbi.mcp_gateway.v1.McpGatewayService/DecideApproval',
+                request_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.DecideApprovalRequest.SerializeToString,
+                response_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.CallApproval.FromString,
+                _registered_method=True)
 
 
 class McpGatewayServiceServicer:
@@ -155,6 +165,20 @@ class McpGatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApprovals(self, request, context):
+        """Calls refused for want of a human approval (policy condition require_approval).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideApproval(self, request, context):
+        """Approves or denies one pending approval; an approved call may then run once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_McpGatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +231,16 @@ def add_McpGatewayServiceServicer_to_server(servicer, server):
                     servicer.IssueAgentToken,
                     request_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenRequest.FromString,
                     response_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenResponse.SerializeToString,
+            ),
+            'ListApprovals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApprovals,
+                    request_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ListApprovalsRequest.FromString,
+                    response_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ListApprovalsResponse.SerializeToString,
+            ),
+            'DecideApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideApproval,
+                    request_deserializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.DecideApprovalRequest.FromString,
+                    response_serializer=symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.CallApproval.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -479,6 +513,60 @@ class McpGatewayService:
             '/symbi.mcp_gateway.v1.McpGatewayService/IssueAgentToken',
             symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenRequest.SerializeToString,
             symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.IssueAgentTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApprovals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.mcp_gateway.v1.McpGatewayService/ListApprovals',
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ListApprovalsRequest.SerializeToString,
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.ListApprovalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/symbi.mcp_gateway.v1.McpGatewayService/DecideApproval',
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.DecideApprovalRequest.SerializeToString,
+            symbi_dot_mcp__gateway_dot_v1_dot_mcp__gateway__pb2.CallApproval.FromString,
             options,
             channel_credentials,
             insecure,

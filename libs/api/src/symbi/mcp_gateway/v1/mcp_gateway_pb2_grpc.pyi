@@ -52,6 +52,10 @@ class McpGatewayServiceStub:
     """Approves a quarantined tool's current definition (pass the hash that was reviewed)."""
     IssueAgentToken: _grpc.UnaryUnaryMultiCallable[_mcp_gateway_pb2.IssueAgentTokenRequest, _mcp_gateway_pb2.IssueAgentTokenResponse]
     """A bearer token for the gateway's MCP endpoint, signed by this gateway, for one agent."""
+    ListApprovals: _grpc.UnaryUnaryMultiCallable[_mcp_gateway_pb2.ListApprovalsRequest, _mcp_gateway_pb2.ListApprovalsResponse]
+    """Calls refused for want of a human approval (policy condition require_approval)."""
+    DecideApproval: _grpc.UnaryUnaryMultiCallable[_mcp_gateway_pb2.DecideApprovalRequest, _mcp_gateway_pb2.CallApproval]
+    """Approves or denies one pending approval; an approved call may then run once."""
 
 @_typing.type_check_only
 class McpGatewayServiceAsyncStub(McpGatewayServiceStub):
@@ -73,6 +77,10 @@ class McpGatewayServiceAsyncStub(McpGatewayServiceStub):
     """Approves a quarantined tool's current definition (pass the hash that was reviewed)."""
     IssueAgentToken: _aio.UnaryUnaryMultiCallable[_mcp_gateway_pb2.IssueAgentTokenRequest, _mcp_gateway_pb2.IssueAgentTokenResponse]  # type: ignore[assignment]
     """A bearer token for the gateway's MCP endpoint, signed by this gateway, for one agent."""
+    ListApprovals: _aio.UnaryUnaryMultiCallable[_mcp_gateway_pb2.ListApprovalsRequest, _mcp_gateway_pb2.ListApprovalsResponse]  # type: ignore[assignment]
+    """Calls refused for want of a human approval (policy condition require_approval)."""
+    DecideApproval: _aio.UnaryUnaryMultiCallable[_mcp_gateway_pb2.DecideApprovalRequest, _mcp_gateway_pb2.CallApproval]  # type: ignore[assignment]
+    """Approves or denies one pending approval; an approved call may then run once."""
 
 class McpGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -151,5 +159,21 @@ class McpGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_mcp_gateway_pb2.IssueAgentTokenResponse, _abc.Awaitable[_mcp_gateway_pb2.IssueAgentTokenResponse]]:
         """A bearer token for the gateway's MCP endpoint, signed by this gateway, for one agent."""
+
+    @_abc_1.abstractmethod
+    def ListApprovals(
+        self,
+        request: _mcp_gateway_pb2.ListApprovalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_mcp_gateway_pb2.ListApprovalsResponse, _abc.Awaitable[_mcp_gateway_pb2.ListApprovalsResponse]]:
+        """Calls refused for want of a human approval (policy condition require_approval)."""
+
+    @_abc_1.abstractmethod
+    def DecideApproval(
+        self,
+        request: _mcp_gateway_pb2.DecideApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_mcp_gateway_pb2.CallApproval, _abc.Awaitable[_mcp_gateway_pb2.CallApproval]]:
+        """Approves or denies one pending approval; an approved call may then run once."""
 
 def add_McpGatewayServiceServicer_to_server(servicer: McpGatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
