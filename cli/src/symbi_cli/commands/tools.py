@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import time
 from typing import Annotated
 
 import grpc
@@ -25,7 +26,8 @@ from symbi_cli.output import folded_out as _out
 from symbi_cli.rpc import ExitCodes, ServiceClient
 
 app = typer.Typer(
-    help="MCP tools: list verified tools, verify one, show pins, approve a quarantined tool.",
+    help="MCP tools: list verified tools, verify one, show pins, approve a quarantined tool, "
+    "decide calls waiting for approval.",
     no_args_is_help=True,
 )
 
@@ -291,3 +293,92 @@ def token_command(
     typer.echo(response.token)
     if response.endpoint_url:
         _err.print(f"endpoint: {response.endpoint_url}")
+
+
+def _age(ms: int) -> str:
+    seconds = int(ms / 1000 - time.time())
+    sign = "" if seconds >= 0 else "-"
+    seconds = abs(seconds)
+    if seconds >= 3600:
+        return f"{sign}{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{sign}{seconds // 60}m{seconds % 60:02d}s"
+
+
+@app.command("approvals")
+def approvals_command(
+    server: Annotated[str | None, typer.Option("--server", help="Only this server.")] = None,
+    include_closed: Annotated[
+        bool, typer.Option("--all", help="Also denied, used and expired approvals.")
+    ] = False,
+    address: AddressOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Calls that policy allows only with a human approval (require_approval)."""
+    request = pb.ListApprovalsRequest(server=server or "", include_closed=include_closed)
+    response = _call(address, lambda stub: stub.ListApprovals(request, timeout=_TIMEOUT_S))
+    if as_json:
+        echo_json(response)
+        return
+    table = Table("id", "agent", "tool", "arguments", "state", "expires in", "decided by")
+    for approval in response.approvals:
+        table.add_row(
+            approval.approval_id,
+            approval.agent_id,
+            f"{approval.server}/{approval.tool}",
+            _short(approval.arguments_sha256),
+            approval.state + (" (expired)" if approval.expired else ""),
+            _age(approval.expires_at_ms),
+            approval.decided_by or "-",
+        )
+    _out.print(table)
+
+
+def _decide(approval_id: str, approve: bool, actor: str | None, address: str | None) -> None:
+    listing = _call(
+        address,
+        lambda stub: stub.ListApprovals(
+            pb.ListApprovalsRequest(include_closed=True), timeout=_TIMEOUT_S
+        ),
+    )
+    found = [a for a in listing.approvals if a.approval_id == approval_id]
+    if not found:
+        raise fail(f"no approval {approval_id}", _FAILED, console=_err)
+    request = pb.DecideApprovalRequest(
+        approval_id=approval_id,
+        approve=approve,
+        server=found[0].server,
+        tool=found[0].tool,
+        actor=actor or getpass.getuser(),
+    )
+    decided = _call(address, lambda stub: stub.DecideApproval(request, timeout=_TIMEOUT_S))
+    _out.print(
+        f"{decided.state} {decided.approval_id}: {decided.agent_id} calling "
+        f"{decided.server}/{decided.tool} with arguments {decided.arguments_sha256}"
+        + (" may run once" if approve else " stays refused")
+    )
+
+
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="A label recorded beside your principal (default: user name)."),
+]
+
+
+@app.command("approve-call")
+def approve_call_command(
+    approval_id: Annotated[str, typer.Argument(help="The approval id (apr-…).")],
+    actor: ActorOption = None,
+    address: AddressOption = None,
+) -> None:
+    """Approve a pending call: the same agent, tool and arguments may run once."""
+    _decide(approval_id, True, actor, address)
+
+
+@app.command("deny-call")
+def deny_call_command(
+    approval_id: Annotated[str, typer.Argument(help="The approval id (apr-…).")],
+    actor: ActorOption = None,
+    address: AddressOption = None,
+) -> None:
+    """Deny a pending call: it stays refused until the approval expires."""
+    _decide(approval_id, False, actor, address)

@@ -129,6 +129,9 @@ class McpGatewayService:
         # service yields its clear "unavailable" reason rather than a bare timeout.
         policy = BusPolicy(PolicyClient(bus, timeout_s=self._config.policy_timeout_s * 0.9))
         self._http = httpx.AsyncClient(follow_redirects=False)
+        approvals_name = runtime.provisioner.bucket_name(
+            approvals_bucket(self._config.approval_ttl_s)
+        )
         gateway = ToolGateway(
             self._config,
             pins=pins,
@@ -137,9 +140,7 @@ class McpGatewayService:
             alerts=BusAlerts(bus, closing=closing),
             resolver=build_resolver(self._config.schemapin, self._http),
             approvals=KvApprovalStore(
-                await runtime.js.key_value(
-                    runtime.provisioner.bucket_name(approvals_bucket(self._config.approval_ttl_s))
-                )
+                await runtime.js.key_value(approvals_name), runtime.js, approvals_name
             ),
         )
         self._gateway = gateway

@@ -3,7 +3,9 @@
 Keys are ``call.<record digest>`` (:func:`~symbi_mcp_gateway.approvals.call_digest`, 32 hex
 digits); values are :meth:`CallApproval.to_json`. Create-if-absent and compare-and-set on the
 KV revision make every transition atomic across replicas (an approved call is consumed by
-one of them only). The bucket's TTL (twice ``approval_ttl_s``) removes records long after
+one of them only). Listing reads the bucket's keys from the stream's subject index and gets
+each (not a KV watch: nats-py's watcher may report "no more values" before the first one
+arrives, which would list nothing). The bucket's TTL (twice ``approval_ttl_s``) removes records long after
 they stopped mattering; validity itself is the record's ``expires_at_ms``.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
@@ -38,8 +41,10 @@ def approvals_bucket(approval_ttl_s: float) -> BucketSpec:
 class KvApprovalStore:
     """An :class:`~symbi_mcp_gateway.approvals.ApprovalStore` in a JetStream KV bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext, bucket: str) -> None:
         self._kv = kv
+        self._js = js
+        self._bucket = bucket
 
     async def get(self, digest: str) -> StoredApproval | None:
         try:
@@ -68,19 +73,17 @@ class KvApprovalStore:
             ) from None
 
     async def list(self) -> list[CallApproval]:
-        watcher = await self._kv.watchall(ignore_deletes=True)
+        subject_prefix = f"$KV.{self._bucket}."
+        info = await self._js.stream_info(
+            f"KV_{self._bucket}", subjects_filter=f"{subject_prefix}{_PREFIX}>"
+        )
         approvals: list[CallApproval] = []
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break  # every current value has been delivered
-                if entry.value and entry.key.startswith(_PREFIX):
-                    try:
-                        approvals.append(CallApproval.from_json(entry.value))
-                    except InvalidArgument:
-                        logger.warning("ignoring a malformed approval record under %s", entry.key)
-                if not entry.delta:
-                    break
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        for subject in sorted(info.state.subjects or {}):
+            try:
+                stored = await self.get(subject.removeprefix(subject_prefix + _PREFIX))
+            except InvalidArgument:
+                logger.warning("ignoring a malformed approval record under %s", subject)
+                continue
+            if stored is not None:
+                approvals.append(stored.approval)
         return approvals

@@ -11,9 +11,11 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from symbi_common.config import NatsSection
-from symbi_common.errors import Aborted, AlreadyExists
+from symbi_common.errors import Aborted, AlreadyExists, FailedPrecondition
 from symbi_common.jetstream import Provisioner
 from symbi_mcp_gateway import McpServerConfig, ToolPin
+from symbi_mcp_gateway.approvals import ApprovalBook, digest_of_id
+from symbi_mcp_gateway.kv_approvals import KvApprovalStore, approvals_bucket
 from symbi_mcp_gateway.kv_pins import PINS_BUCKET, KvPinStore, pin_key
 from symbi_mcp_gateway.kv_servers import SERVERS_BUCKET, KvServerRegistry
 from symbi_testing.eventually import eventually
@@ -125,3 +127,37 @@ async def test_registered_servers_are_shared(jetstream: JetStreamContext) -> Non
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_approvals_over_kv_two_replicas_consume_once(jetstream: JetStreamContext) -> None:
+    spec = approvals_bucket(60)
+    provisioner = Provisioner(jetstream, NatsSection())
+    await provisioner.provision((), (spec,))
+    name = provisioner.bucket_name(spec)
+    kv = await jetstream.key_value(name)
+    store_a = KvApprovalStore(kv, jetstream, name)
+    store_b = KvApprovalStore(await jetstream.key_value(name), jetstream, name)
+    assert await store_a.list() == []
+
+    async def sink(_: object) -> None:
+        return None
+
+    books = [ApprovalBook(store, ttl_s=60, emit=sink, alert=sink) for store in (store_a, store_b)]
+    args = "sha256:" + "3" * 64
+    with pytest.raises(FailedPrecondition) as refused:
+        await books[0].gate("agent-a", "srv", "tool", args)
+    approval_id = refused.value.details["approval_id"]
+    assert [a.approval_id for a in await store_b.list()] == [approval_id]
+    await books[1].decide(approval_id, approve=True, actor="op")
+    stored = await store_a.get(digest_of_id(approval_id))
+    assert stored is not None
+    # A stale revision loses: the compare-and-set both replicas rely on.
+    await store_a.update(
+        stored.approval.consume(stored.approval.created_at_ms), revision=stored.revision
+    )
+    with pytest.raises(Aborted):
+        await store_b.update(stored.approval, revision=stored.revision)
+    # Consumed by one: the other replica's gate asks for a new approval.
+    with pytest.raises(FailedPrecondition) as again:
+        await books[1].gate("agent-a", "srv", "tool", args)
+    assert again.value.details["approval_id"] != approval_id

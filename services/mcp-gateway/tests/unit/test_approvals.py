@@ -68,10 +68,12 @@ async def test_refused_then_approved_then_consumed_once() -> None:
     assert len(book.alerts) == 1
 
     decided = await book.book.decide(approval_id, approve=True, actor="svc-op")
-    assert decided.state is ApprovalState.APPROVED and decided.decided_by == "svc-op"
+    assert decided.state is ApprovalState.APPROVED
+    assert decided.decided_by == "svc-op"
 
     consumed = await book.book.gate("agent-a", "srv", "tool", H1)
-    assert consumed.state is ApprovalState.CONSUMED and consumed.approval_id == approval_id
+    assert consumed.state is ApprovalState.CONSUMED
+    assert consumed.approval_id == approval_id
     # Once: the same call again asks for a new approval.
     again = await book.refused()
     assert again != approval_id
@@ -165,9 +167,11 @@ async def test_two_consumers_race_one_wins() -> None:
     )
     wins = [r for r in results if isinstance(r, CallApproval)]
     losses = [r for r in results if isinstance(r, FailedPrecondition | Aborted)]
-    assert len(wins) == 1 and len(losses) == 1, results
+    assert len(wins) == 1, results
+    assert len(losses) == 1, results
     # The loser re-read the consumed record and asked for a new approval.
-    assert isinstance(losses[0], FailedPrecondition) and losses[0].reason == "APPROVAL_REQUIRED"
+    assert isinstance(losses[0], FailedPrecondition)
+    assert losses[0].reason == "APPROVAL_REQUIRED"
     assert book.types().count("mcp.approval.consumed") == 1
 
 

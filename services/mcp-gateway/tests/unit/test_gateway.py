@@ -298,7 +298,8 @@ async def test_policy_conditions(
     assert fake.calls == 3
     assert audit.calls(outcome="refused", reason="RATE_LIMITED")
     approved = audit.calls(outcome="ok", tool="echo")[-1]
-    assert approved.agent_id == "c" and approved.details["approval_id"] == approval_id
+    assert approved.agent_id == "c"
+    assert approved.details["approval_id"] == approval_id
     assert approved.details["approved_by"] == "op"
 
 
