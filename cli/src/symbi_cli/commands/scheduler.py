@@ -169,9 +169,9 @@ _call = _SCHEDULER.call
 def _limits_text(limits: common_pb2.ResourceLimits) -> str:
     parts = [f"{limits.memory_mb} MiB", f"{limits.cpu_millicores}m CPU"]
     if limits.disk_io_mbps:
-        parts.append(f"disk {limits.disk_io_mbps} MB/s")
+        parts.append(f"disk {limits.disk_io_mbps} Mbit/s")
     if limits.network_io_mbps:
-        parts.append(f"net {limits.network_io_mbps} MB/s")
+        parts.append(f"net {limits.network_io_mbps} Mbit/s")
     timeout = limits.execution_timeout.ToTimedelta().total_seconds()
     parts.append(f"timeout {timeout:g} s")
     if limits.max_processes:
@@ -403,9 +403,9 @@ def schedule(
         float,
         typer.Option("--timeout", help="Execution timeout in seconds (0: the scheduler's)."),
     ] = 0.0,
-    disk_io_mbps: Annotated[int, typer.Option("--disk-io-mbps", help="Disk I/O, MB/s.")] = 0,
+    disk_io_mbps: Annotated[int, typer.Option("--disk-io-mbps", help="Disk I/O, Mbit/s.")] = 0,
     network_io_mbps: Annotated[
-        int, typer.Option("--network-io-mbps", help="Network I/O, MB/s.")
+        int, typer.Option("--network-io-mbps", help="Network I/O, Mbit/s.")
     ] = 0,
     max_processes: Annotated[
         int, typer.Option("--max-processes", help="Process limit in the sandbox (0: default).")
