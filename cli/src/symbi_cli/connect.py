@@ -3,7 +3,12 @@ platform's state file (``symbi up``); and how it talks to it: plaintext to the l
 mTLS to a cluster when ``SYMBI_GRPC_TLS_CA``, ``SYMBI_GRPC_TLS_CERT`` and
 ``SYMBI_GRPC_TLS_KEY`` name the gRPC CA and a user certificate (``symbi keys tls-issue``).
 ``SYMBI_GRPC_TLS_SERVER_NAME`` overrides the name checked in the server's certificate (for a
-port-forward to 127.0.0.1)."""
+port-forward to 127.0.0.1).
+
+A local platform started with ``symbi up --tls`` records its CA and the operator's
+certificate in its state file: a command that finds its service there adopts them as if
+``SYMBI_GRPC_TLS_*`` had been exported (explicit variables win), so every command against that
+data directory speaks mTLS as the operator."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 import grpc
 
 from symbi_cli.local import read_state
+from symbi_cli.local_tls import adopt_client_environment
 from symbi_common.errors import Unavailable
 from symbi_common.grpc import ChannelOptions, open_channel
 from symbi_common.grpc.client import with_environment_tls
@@ -34,6 +40,7 @@ def service_address(
     if state is not None:
         info = state.services.get(service) or {}
         if info.get("grpc"):
+            adopt_client_environment(state.local_tls, os.environ)
             return str(info["grpc"])
     raise Unavailable(
         f"cannot find the {service} service: pass --address host:port, set {variable}, "

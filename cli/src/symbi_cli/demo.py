@@ -9,11 +9,10 @@ agent's states and its audit trail are printed.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-
-import grpc
 
 from symbi.audit.v1 import audit_pb2, audit_pb2_grpc
 from symbi.common.v1 import common_pb2
@@ -21,7 +20,9 @@ from symbi.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from symbi.policy.v1 import policy_pb2, policy_pb2_grpc
 from symbi.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from symbi_cli.local import PlatformState
+from symbi_cli.local_tls import client_options
 from symbi_common.errors import DeadlineExceeded, FailedPrecondition
+from symbi_common.grpc import open_channel
 
 __all__ = ["run_demo"]
 
@@ -51,13 +52,20 @@ async def _until(check: Callable[[], object], timeout_s: float, what: str) -> No
     raise DeadlineExceeded(f"{what} did not happen within {timeout_s:.0f} s")
 
 
-async def run_demo(state: PlatformState, say: Callable[[str], None]) -> None:
+async def run_demo(
+    state: PlatformState, say: Callable[[str], None], environ: Mapping[str, str] = os.environ
+) -> None:
+    """Run the main job on the platform ``state`` describes; over mTLS as the local operator
+    when it was started with ``--tls`` (``SYMBI_GRPC_TLS_*`` in ``environ`` override)."""
     services = state.services
+    options = client_options(state.local_tls, environ)
+    if options.tls:
+        say(f"calling over mTLS as {options.tls_cert_file}")
     async with (
-        grpc.aio.insecure_channel(services["lifecycle"]["grpc"]) as lc_channel,
-        grpc.aio.insecure_channel(services["scheduler"]["grpc"]) as sc_channel,
-        grpc.aio.insecure_channel(services["policy"]["grpc"]) as po_channel,
-        grpc.aio.insecure_channel(services["audit"]["grpc"]) as au_channel,
+        open_channel(services["lifecycle"]["grpc"], options) as lc_channel,
+        open_channel(services["scheduler"]["grpc"], options) as sc_channel,
+        open_channel(services["policy"]["grpc"], options) as po_channel,
+        open_channel(services["audit"]["grpc"], options) as au_channel,
     ):
         lifecycle = lifecycle_pb2_grpc.LifecycleServiceStub(lc_channel)
         scheduler = scheduler_pb2_grpc.SchedulerServiceStub(sc_channel)

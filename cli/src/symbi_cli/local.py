@@ -4,6 +4,8 @@ Everything lives under one data directory (default ``.symbi/``)::
 
     .symbi/state.json          where each part listens, and its pid (read by status and down)
     .symbi/keys/               the cluster root and every principal's key, certificate, NKey
+    .symbi/keys/tls/           with ``--tls``: the gRPC CA, each service's and the operator's
+                               X.509 certificate (see :mod:`symbi_cli.local_tls`)
     .symbi/nats/               the JetStream store and the server's config
     .symbi/services/<name>/    each service's own data (keys, embedded stores)
     .symbi/logs/<name>.log     each process's output
@@ -23,23 +25,26 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from symbi_cli.local_tls import LocalTls, client_options, prepare_local_tls, server_environment
 from symbi_common.bus import ClusterAuthority
 from symbi_common.bus.credentials import nkey_public
 from symbi_common.bus.permissions import NatsUser, authorization_block
 from symbi_common.crypto.identity import Certificate
 from symbi_common.errors import FailedPrecondition, Unavailable
-from symbi_common.grpc.health import check_health
+from symbi_common.grpc import ChannelOptions
+from symbi_common.grpc.health import check_health, wait_for_health
 from symbi_common.jetstream.server import NatsServerConfig, NatsServerProcess
 from symbi_common.launcher import (
     NODE_SERVICES,
     SERVICES,
     ServiceProcess,
     credentials_to_issue,
+    principal_for,
     short_work_root,
 )
 
@@ -136,6 +141,12 @@ class PlatformState:
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     status: str = "starting"  # starting | running | stopping | failed
     error: str = ""
+    #: With ``symbi up --tls``: the CA and the operator's certificate (LocalTls.as_state).
+    tls: dict[str, str] | None = None
+
+    @property
+    def local_tls(self) -> LocalTls | None:
+        return LocalTls.from_state(self.tls)
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
@@ -164,6 +175,9 @@ class LocalPlatform:
     services: Sequence[str] = SERVICES
     start_timeout_s: float = 20.0
     env: dict[str, str] = field(default_factory=dict)
+    #: gRPC over mTLS (``symbi up --tls``): certificates issued, every service's ``[grpc]
+    #: tls_*`` set, the operator made a member of ``Role::"operators"``.
+    tls: bool = False
     on_progress: Callable[[str], None] = lambda message: None
 
     def __post_init__(self) -> None:
@@ -173,6 +187,7 @@ class LocalPlatform:
         self.state = PlatformState(data_dir=str(self.data_dir), supervisor_pid=os.getpid())
         self._stopped = False
         self.keys_dir = self.data_dir / "keys"
+        self.local_tls: LocalTls | None = None
 
     @property
     def state_path(self) -> Path:
@@ -206,6 +221,12 @@ class LocalPlatform:
             env["SYMBI_NATS__MONITOR_URL"] = self.nats.monitor_url
         if service in NODE_SERVICES:
             env["SYMBI_SANDBOX__WORK_ROOT"] = str(short_work_root(self.data_dir))
+        if self.local_tls is not None:
+            principal, _ = principal_for(service, "local")
+            env.update(server_environment(self.data_dir, principal))
+            if service == "policy":
+                # The policy service writes the membership itself at start (ADR 0012 addendum).
+                env["SYMBI_POLICY__OPERATORS"] = json.dumps([self.local_tls.operator])
         env.update(self.env)
         return env
 
@@ -230,6 +251,11 @@ class LocalPlatform:
                 authority.issue(principal, role)
         authority.issue(CLI_PRINCIPAL, "service")
         write_nats_users(self.data_dir)
+        if self.tls:
+            self.local_tls = prepare_local_tls(
+                self.data_dir, [principal_for(service, "local") for service in self.services]
+            )
+            self.state.tls = self.local_tls.as_state()
 
     def start_nats(self) -> NatsServerProcess:
         port = 0 if self.ephemeral_ports else DEFAULT_NATS_PORT
@@ -272,9 +298,13 @@ class LocalPlatform:
             await process.wait_ready_async(self.start_timeout_s)
         self._save()
         deadline = time.monotonic() + self.start_timeout_s
+        tls = self.local_tls.options() if self.local_tls is not None else None
         for name, process in self.processes.items():
             remaining = max(1.0, deadline - time.monotonic())
-            await process.wait_serving(timeout_s=remaining)
+            if tls is None:
+                await process.wait_serving(timeout_s=remaining)
+            else:
+                await _wait_serving_tls(process, tls, remaining)
             self.on_progress(f"{name} is SERVING on {process.grpc_address}")
         self.state.status = "running"
         self._save()
@@ -315,15 +345,30 @@ class LocalPlatform:
             self.state_path.unlink()
 
 
-async def service_health(state: PlatformState) -> dict[str, str]:
-    """Health of every service recorded in ``state`` (``DOWN`` when its process is gone)."""
+async def _wait_serving_tls(process: ServiceProcess, tls: ChannelOptions, timeout_s: float) -> None:
+    # ServiceProcess.wait_serving asks in plaintext; a TLS listener answers only over mTLS.
+    if process.grpc_address is None:
+        raise Unavailable(f"service {process.service} is not started")
+    try:
+        await wait_for_health(process.grpc_address, timeout_s=timeout_s, tls=tls)
+    except TimeoutError as exc:
+        tail = "\n".join(list(process.output_tail)[-25:])
+        raise Unavailable(f"service {process.service}: {exc}; its output:\n{tail}") from None
+
+
+async def service_health(
+    state: PlatformState, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """Health of every service recorded in ``state`` (``DOWN`` when its process is gone),
+    over mTLS when the platform was started with ``--tls``."""
+    tls = client_options(state.local_tls, environ)
 
     async def one(info: dict[str, Any]) -> str:
         if not pid_alive(info.get("pid")):
             return "DOWN"
         if not info.get("grpc"):
             return "STARTING"
-        return await check_health(info["grpc"], timeout_s=2.0)
+        return await check_health(info["grpc"], timeout_s=2.0, tls=tls)
 
     names = list(state.services)
     results = await asyncio.gather(*(one(state.services[n]) for n in names))

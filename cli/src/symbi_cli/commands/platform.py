@@ -95,6 +95,7 @@ async def _foreground(platform: LocalPlatform, demo: bool = False) -> int:
             platform.state.status = "failed"
             return 1
         console.print(_table(platform.state, await service_health(platform.state)))
+        _tls_note(platform.state)
         if demo:
             console.print(
                 "[bold]Running the platform's main job (an example agent, end to end):[/]"
@@ -113,7 +114,20 @@ async def _foreground(platform: LocalPlatform, demo: bool = False) -> int:
         await asyncio.to_thread(platform.stop)
 
 
-def _detach(data_dir: Path, ephemeral: bool, timeout: float) -> int:
+def _tls_note(state: PlatformState) -> None:
+    tls = state.local_tls
+    if tls is None:
+        return
+    console.print(
+        f"gRPC is mTLS: `symbi` commands with this data directory call as {tls.operator!r} "
+        f'(a member of Role::"operators"). Other clients:\n'
+        + "\n".join(f"  export {name}={value}" for name, value in tls.client_environment().items()),
+        soft_wrap=True,  # the export lines are for copying: never wrapped
+        highlight=False,
+    )
+
+
+def _detach(data_dir: Path, ephemeral: bool, timeout: float, tls: bool = False) -> int:
     """Run the supervisor in the background and return once the platform is up."""
     existing = read_state(data_dir.resolve())
     if existing is not None and pid_alive(existing.supervisor_pid):
@@ -135,6 +149,8 @@ def _detach(data_dir: Path, ephemeral: bool, timeout: float) -> int:
     ]
     if ephemeral:
         cmd.append("--ephemeral")
+    if tls:
+        cmd.append("--tls")
     with (log_dir / "supervisor.log").open("ab") as log:
         supervisor = subprocess.Popen(
             cmd,
@@ -156,6 +172,7 @@ def _detach(data_dir: Path, ephemeral: bool, timeout: float) -> int:
                 and state.supervisor_pid == supervisor.pid
             ):
                 console.print(_table(state, asyncio.run(service_health(state))))
+                _tls_note(state)
                 console.print(
                     f"Running in the background (pid {supervisor.pid}); `symbi down` stops it."
                 )
@@ -186,13 +203,22 @@ def up(
             "--demo", help="Once up, run an example agent end to end (what `make up` does)."
         ),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="gRPC over mTLS from a CA in the data directory's keys; later `symbi` "
+            'commands call as the local operator (a member of Role::"operators").',
+        ),
+    ] = False,
 ) -> None:
     """Start NATS JetStream and all seven services locally; Ctrl-C stops them all."""
     if detach:
-        raise typer.Exit(_detach(data_dir, ephemeral, timeout))
+        raise typer.Exit(_detach(data_dir, ephemeral, timeout, tls))
     platform = LocalPlatform(
         data_dir,
         ephemeral_ports=ephemeral,
+        tls=tls,
         start_timeout_s=timeout,
         on_progress=lambda m: err.print(f"[dim]{m}[/]"),
     )

@@ -27,6 +27,7 @@ from symbi_policy.audit_publisher import AuditPublisher
 from symbi_policy.authz import GRPC_POLICY, GRPC_POLICY_ID, POLICY_RULES, LocalDecider
 from symbi_policy.compiler import PolicyCompiler
 from symbi_policy.engine import PolicyEngine
+from symbi_policy.entities import EntityUid
 from symbi_policy.events import QUEUE, BusChangeAnnouncer, PolicyResponders
 from symbi_policy.kv_source import KvPolicySource
 from symbi_policy.metrics import EngineCollector
@@ -126,6 +127,8 @@ class PolicyService:
         self.servicer.attach(operations)
         if self.settings.grpc.mtls and section.install_grpc_policy:
             await self._install_grpc_policy(operations)
+        if self.settings.grpc.mtls and section.operators:
+            await self._add_operators(operations, section.operators)
         for subject, responder in PolicyResponders(operations).routes():
             runtime.spawn(bus.serve(subject, responder, queue=QUEUE), name=f"serve {subject}")
         if not self._registered:
@@ -154,6 +157,26 @@ class PolicyService:
             logger.info("installed the base policy %s", GRPC_POLICY_ID)
         except (AlreadyExists, Aborted, FailedPrecondition):
             pass  # present already (perhaps edited by an operator): keep it
+
+    async def _add_operators(self, operations: PolicyOperations, operators: Sequence[str]) -> None:
+        # Written by the service itself before it reports SERVING: no service certificate has
+        # to leave the cluster to grant the first operator. A known user is kept as it is
+        # (its memberships may have been edited since), as an edited platform/grpc is.
+        known = self.engine.state.entities
+        names = sorted({name for name in operators if EntityUid("User", name) not in known})
+        if not names:
+            return
+        await operations.put_entities(
+            [
+                {
+                    "uid": {"type": "User", "id": name},
+                    "parents": [{"type": "Role", "id": "operators"}],
+                }
+                for name in names
+            ],
+            actor=f"{self.settings.principal_id} (bootstrap)",
+        )
+        logger.info('made %s members of Role::"operators"', ", ".join(names))
 
     async def close(self) -> None:
         if self._registered:

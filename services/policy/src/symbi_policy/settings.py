@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from symbi_common.config import GrpcSection, Section, ServiceSettings, TelemetrySection
+from symbi_common.crypto.identity import PRINCIPAL_ID_RE
 from symbi_policy.engine import EngineConfig
 
 __all__ = ["PolicySection", "PolicySettings"]
@@ -23,6 +24,10 @@ class PolicySection(Section):
     #: With gRPC mTLS on, install ``platform/grpc`` (if absent): services and users in
     #: ``Role::"operators"`` may call every gRPC method (ADR 0013).
     install_grpc_policy: bool = True
+    #: With gRPC mTLS on, users made members of ``Role::"operators"`` at start when they are
+    #: not known entities yet (an existing ``User`` entity, perhaps edited, is kept). ``symbi
+    #: up --tls`` names its local operator here (ADR 0012 addendum).
+    operators: tuple[str, ...] = ()
     #: Decisions remembered per policy-set version (0 turns the cache off).
     decision_cache_size: int = Field(65_536, ge=0, le=10_000_000)
     #: Merged entity sets remembered for requests that carry their own entities.
@@ -70,6 +75,14 @@ class PolicySection(Section):
     max_entities_per_request: int = Field(10_000, ge=1, le=1_000_000)
     #: Deadline of publishing a PolicyChanged announcement or a change's audit event.
     announce_timeout_s: float = Field(5.0, gt=0, le=300)
+
+    @field_validator("operators")
+    @classmethod
+    def _check_operators(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for operator in value:
+            if not PRINCIPAL_ID_RE.match(operator):
+                raise ValueError(f"operators: {operator!r} is not a principal id")
+        return value
 
     @model_validator(mode="after")
     def _check_pages(self) -> PolicySection:
