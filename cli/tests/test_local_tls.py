@@ -97,8 +97,9 @@ def test_adopting_the_recorded_tls_never_overrides_the_environment() -> None:
 def test_the_state_file_carries_tls_and_commands_adopt_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Empty, not deleted: monkeypatch then restores what was there, not what was adopted.
     for name in (*OTHER, "SYMBI_POLICY_ADDRESS"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
     monkeypatch.setenv("SYMBI_HOME", str(tmp_path))
     state = PlatformState(
         data_dir=str(tmp_path),
@@ -113,8 +114,7 @@ def test_the_state_file_carries_tls_and_commands_adopt_it(
     assert service_address("policy") == "127.0.0.1:1"
     assert os.environ["SYMBI_GRPC_TLS_CERT"] == "/d/operator.crt"
     # An address given explicitly is not the local platform: nothing adopted.
-    monkeypatch.delenv("SYMBI_GRPC_TLS_CERT")
-    monkeypatch.delenv("SYMBI_GRPC_TLS_CA")
-    monkeypatch.delenv("SYMBI_GRPC_TLS_KEY")
+    for name in OTHER:
+        os.environ[name] = ""
     assert service_address("policy", address="10.0.0.1:5") == "10.0.0.1:5"
-    assert "SYMBI_GRPC_TLS_CERT" not in os.environ
+    assert os.environ["SYMBI_GRPC_TLS_CERT"] == ""
