@@ -456,3 +456,12 @@ async def test_a_full_audit_buffer_holds_decisions_back_until_it_drains() -> Non
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_operators_setting_takes_principal_ids_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYMBI_CONFIG_PATH", "")
+    monkeypatch.setenv("SYMBI_POLICY__OPERATORS", '["alice", "bob"]')
+    assert load_settings(PolicySettings).policy.operators == ("alice", "bob")
+    monkeypatch.setenv("SYMBI_POLICY__OPERATORS", '["alice", "bad id\\""]')
+    with pytest.raises(ConfigError, match="operators"):
+        load_settings(PolicySettings)
