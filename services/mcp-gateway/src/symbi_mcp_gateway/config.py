@@ -112,10 +112,19 @@ class McpServerConfig(_Model):
     #: rediscovery off.
     refresh_interval_s: float = Field(300.0, ge=0, le=86_400)
     #: Rediscover when the server announces that its tool list changed
-    #: (``notifications/tools/list_changed`` or a ``subscriptions/listen`` event).
-    follow_list_changed: bool = True
+    #: (``notifications/tools/list_changed`` or a ``subscriptions/listen`` event). Unset:
+    #: on for stdio servers, off for streamable HTTP ones — the held-open listen request
+    #: keeps servers that drain connections on shutdown (uvicorn) from stopping.
+    follow_list_changed: bool | None = None
     #: Largest number of tools accepted from the server; a longer list is refused.
     max_tools: int = Field(512, ge=1, le=10_000)
+
+    @property
+    def follows_list_changed(self) -> bool:
+        """Whether announced tool-list changes are followed (see ``follow_list_changed``)."""
+        if self.follow_list_changed is not None:
+            return self.follow_list_changed
+        return self.transport is TransportKind.STDIO
 
     @property
     def transport(self) -> TransportKind:

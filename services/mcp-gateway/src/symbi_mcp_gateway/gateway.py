@@ -253,7 +253,7 @@ class ToolGateway:
             reconnect_initial_s=self.config.reconnect_initial_s,
             reconnect_max_s=self.config.reconnect_max_s,
             on_tools_changed=(
-                (lambda: self._tools_changed(server)) if config.follow_list_changed else None
+                (lambda: self._tools_changed(server)) if config.follows_list_changed else None
             ),
         )
         server = _Server(config, connection)

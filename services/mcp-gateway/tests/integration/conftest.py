@@ -66,7 +66,15 @@ SIGNED_DOMAIN = "signed-tools.test"
 
 @contextlib.asynccontextmanager
 async def _serve(app: Any) -> AsyncIterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    # Long-lived requests (a gateway's subscriptions/listen stream) must not hold up the stop.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

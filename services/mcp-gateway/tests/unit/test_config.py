@@ -151,3 +151,14 @@ def test_the_common_settings_section_feeds_the_gateway_config() -> None:
     config = load_gateway_config(section.model_dump())
     assert config.servers[0].trust_mode is TrustMode.PERMISSIVE
     assert config.servers[0].max_concurrent_connections == 4
+
+
+def test_list_changed_is_followed_on_stdio_by_default_and_on_http_when_asked() -> None:
+    from symbi_mcp_gateway import McpServerConfig
+
+    stdio = McpServerConfig(name="s", command="srv", trust_mode="development")  # type: ignore[arg-type]
+    http = McpServerConfig(name="h", url="http://h.example/mcp", trust_mode="development")  # type: ignore[arg-type]
+    assert stdio.follows_list_changed
+    assert not http.follows_list_changed
+    assert http.model_copy(update={"follow_list_changed": True}).follows_list_changed
+    assert not stdio.model_copy(update={"follow_list_changed": False}).follows_list_changed
