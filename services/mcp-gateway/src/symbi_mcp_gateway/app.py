@@ -120,7 +120,8 @@ class McpGatewayService:
         def closing() -> bool:
             return nc.is_closed or nc.is_draining
 
-        pins = KvPinStore(await runtime.js.key_value(runtime.provisioner.bucket_name(PINS_BUCKET)))
+        pins_name = runtime.provisioner.bucket_name(PINS_BUCKET)
+        pins = KvPinStore(await runtime.js.key_value(pins_name), runtime.js, pins_name)
         registry = KvServerRegistry(
             await runtime.js.key_value(runtime.provisioner.bucket_name(SERVERS_BUCKET))
         )

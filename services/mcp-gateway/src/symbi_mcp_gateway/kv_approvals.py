@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 from symbi_common.errors import Aborted, AlreadyExists, InvalidArgument
 from symbi_common.jetstream.spec import BucketSpec
 from symbi_mcp_gateway.approvals import CallApproval, StoredApproval
+from symbi_mcp_gateway.kv_keys import stored_keys
 
 __all__ = ["KvApprovalStore", "approvals_bucket"]
 
@@ -73,16 +74,12 @@ class KvApprovalStore:
             ) from None
 
     async def list(self) -> list[CallApproval]:
-        subject_prefix = f"$KV.{self._bucket}."
-        info = await self._js.stream_info(
-            f"KV_{self._bucket}", subjects_filter=f"{subject_prefix}{_PREFIX}>"
-        )
         approvals: list[CallApproval] = []
-        for subject in sorted(info.state.subjects or {}):
+        for key in await stored_keys(self._js, self._bucket, _PREFIX):
             try:
-                stored = await self.get(subject.removeprefix(subject_prefix + _PREFIX))
+                stored = await self.get(key.removeprefix(_PREFIX))
             except InvalidArgument:
-                logger.warning("ignoring a malformed approval record under %s", subject)
+                logger.warning("ignoring a malformed approval record under %s", key)
                 continue
             if stored is not None:
                 approvals.append(stored.approval)

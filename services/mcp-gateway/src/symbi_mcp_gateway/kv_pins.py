@@ -20,11 +20,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from symbi_common.errors import Aborted, AlreadyExists, InvalidArgument
 from symbi_common.jetstream.spec import BucketSpec
+from symbi_mcp_gateway.kv_keys import stored_keys
 from symbi_mcp_gateway.pins import StoredPin, ToolPin
 
 __all__ = ["PINS_BUCKET", "KvPinStore", "pin_key", "tool_id_of_key"]
@@ -65,8 +67,10 @@ def tool_id_of_key(key: str) -> str | None:
 class KvPinStore:
     """A :class:`~symbi_mcp_gateway.pins.PinStore` in a JetStream KV bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext, bucket: str) -> None:
         self._kv = kv
+        self._js = js
+        self._bucket = bucket
         # (key, value) of this replica's writes, recorded *before* each write: the watcher
         # may report a write before the call that made it returns its revision.
         self._own: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=_OWN_WRITES)
@@ -111,24 +115,19 @@ class KvPinStore:
         return True
 
     async def list(self) -> list[ToolPin]:
-        watcher = await self._kv.watchall(ignore_deletes=True)
+        # From the stream's subject index, not a KV watch (see kv_keys).
         pins: dict[str, ToolPin] = {}
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break  # every current value has been delivered
-                if entry.value is None or tool_id_of_key(entry.key) is None:
-                    continue
-                try:
-                    pin = ToolPin.from_json(entry.value)
-                except InvalidArgument:
-                    logger.warning("ignoring a malformed pin record under %s", entry.key)
-                    continue
-                pins[pin.tool_id] = pin
-                if not entry.delta:
-                    break
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        for key in await stored_keys(self._js, self._bucket, _PREFIX):
+            tool_id = tool_id_of_key(key)
+            if tool_id is None:
+                continue
+            try:
+                stored = await self.get(tool_id)
+            except InvalidArgument:
+                logger.warning("ignoring a malformed pin record under %s", key)
+                continue
+            if stored is not None:
+                pins[stored.pin.tool_id] = stored.pin
         return [pins[key] for key in sorted(pins)]
 
     async def follow(

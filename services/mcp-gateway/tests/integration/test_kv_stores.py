@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from nats.js import JetStreamContext
@@ -34,6 +34,13 @@ async def pins_kv(jetstream: JetStreamContext) -> KeyValue:
     return await _bucket(jetstream, PINS_BUCKET)
 
 
+@pytest.fixture
+def pin_store(jetstream: JetStreamContext, pins_kv: KeyValue) -> Callable[[], KvPinStore]:
+    """A new store (another replica) on the pins bucket."""
+    name = Provisioner(jetstream, NatsSection()).bucket_name(PINS_BUCKET)
+    return lambda: KvPinStore(pins_kv, jetstream, name)
+
+
 @contextlib.asynccontextmanager
 async def following(store: KvPinStore, seen: list[str]) -> AsyncIterator[None]:
     ready = asyncio.Event()
@@ -47,8 +54,8 @@ async def following(store: KvPinStore, seen: list[str]) -> AsyncIterator[None]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_pins_keep_the_kv_contract(pins_kv: KeyValue) -> None:
-    store = KvPinStore(pins_kv)
+async def test_pins_keep_the_kv_contract(pin_store: Callable[[], KvPinStore]) -> None:
+    store = pin_store()
     assert await store.get(PIN.tool_id) is None
     assert await store.list() == []
     revision = await store.create(PIN)
@@ -75,15 +82,17 @@ async def test_pins_keep_the_kv_contract(pins_kv: KeyValue) -> None:
     assert " " not in pin_key(PIN.tool_id)
 
 
-async def test_only_one_of_racing_replicas_pins(pins_kv: KeyValue) -> None:
-    stores = [KvPinStore(pins_kv) for _ in range(4)]
+async def test_only_one_of_racing_replicas_pins(pin_store: Callable[[], KvPinStore]) -> None:
+    stores = [pin_store() for _ in range(4)]
     results = await asyncio.gather(*(s.create(PIN) for s in stores), return_exceptions=True)
     assert sum(isinstance(r, int) for r in results) == 1
     assert sum(isinstance(r, AlreadyExists) for r in results) == 3
 
 
-async def test_a_replica_hears_of_other_replicas_changes_only(pins_kv: KeyValue) -> None:
-    mine, theirs = KvPinStore(pins_kv), KvPinStore(pins_kv)
+async def test_a_replica_hears_of_other_replicas_changes_only(
+    pin_store: Callable[[], KvPinStore],
+) -> None:
+    mine, theirs = pin_store(), pin_store()
     seen: list[str] = []
     await theirs.create(ToolPin(server="s", tool="old", definition_hash="sha256:o"))
     async with following(mine, seen):

@@ -25,6 +25,7 @@ EDGE = {
     "convert.py",
     "bus_ports.py",
     "kv_approvals.py",
+    "kv_keys.py",
     "kv_pins.py",
     "kv_servers.py",
 }
