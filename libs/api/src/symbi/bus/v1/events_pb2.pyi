@@ -34,7 +34,7 @@ class AuditEvent(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., timestamp_us: _Optional[int] = ..., agent_id: _Optional[str] = ..., actor: _Optional[str] = ..., event_type: _Optional[str] = ..., details_json: _Optional[str] = ..., trace_id: _Optional[str] = ..., compliance_tags: _Optional[_Iterable[str]] = ..., publisher_key_id: _Optional[str] = ..., publisher_signature: _Optional[bytes] = ...) -> None: ...
 
 class NodeHeartbeat(_message.Message):
-    __slots__ = ("node_id", "timestamp_ms", "memory_total_mb", "memory_free_mb", "cpu_total_millicores", "cpu_free_millicores", "running_tasks", "tiers", "labels", "running_task_ids", "heartbeat_interval_ms")
+    __slots__ = ("node_id", "timestamp_ms", "memory_total_mb", "memory_free_mb", "cpu_total_millicores", "cpu_free_millicores", "running_tasks", "tiers", "labels", "running_task_ids", "heartbeat_interval_ms", "disk_io_tiers", "disk_io_tiers_reported")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,8 @@ class NodeHeartbeat(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    DISK_IO_TIERS_FIELD_NUMBER: _ClassVar[int]
+    DISK_IO_TIERS_REPORTED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     timestamp_ms: int
     memory_total_mb: int
@@ -64,7 +66,9 @@ class NodeHeartbeat(_message.Message):
     labels: _containers.ScalarMap[str, str]
     running_task_ids: _containers.RepeatedScalarFieldContainer[str]
     heartbeat_interval_ms: int
-    def __init__(self, node_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., memory_total_mb: _Optional[int] = ..., memory_free_mb: _Optional[int] = ..., cpu_total_millicores: _Optional[int] = ..., cpu_free_millicores: _Optional[int] = ..., running_tasks: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[_common_pb2.SandboxTier, str]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+    disk_io_tiers: _containers.RepeatedScalarFieldContainer[_common_pb2.SandboxTier]
+    disk_io_tiers_reported: bool
+    def __init__(self, node_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., memory_total_mb: _Optional[int] = ..., memory_free_mb: _Optional[int] = ..., cpu_total_millicores: _Optional[int] = ..., cpu_free_millicores: _Optional[int] = ..., running_tasks: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[_common_pb2.SandboxTier, str]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., heartbeat_interval_ms: _Optional[int] = ..., disk_io_tiers: _Optional[_Iterable[_Union[_common_pb2.SandboxTier, str]]] = ..., disk_io_tiers_reported: _Optional[bool] = ...) -> None: ...
 
 class TaskAssignment(_message.Message):
     __slots__ = ("task_id", "agent_id", "attempt", "priority", "tier", "limits", "image", "command", "env", "code", "network", "dispatched_at_ms", "dispatch_id", "not_after_ms", "preempts", "node_id")
