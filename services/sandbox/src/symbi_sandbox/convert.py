@@ -191,7 +191,8 @@ def log_chunk_to_proto(chunk: LogChunk) -> sandbox_pb2.LogChunk:
 def heartbeat_from_node(
     info: NodeInfo, *, interval_s: float, running_task_ids: tuple[str, ...]
 ) -> events_pb2.NodeHeartbeat:
-    """The node's heartbeat: only tiers that work here; the scheduler's tasks it runs."""
+    """The node's heartbeat: only tiers that work here (and those of them on which a disk I/O
+    limit is enforced); the scheduler's tasks it runs."""
     return events_pb2.NodeHeartbeat(
         node_id=info.node_id,
         timestamp_ms=int(time.time() * 1000),
@@ -204,6 +205,8 @@ def heartbeat_from_node(
         labels=dict(info.labels),
         running_task_ids=list(running_task_ids),
         heartbeat_interval_ms=int(interval_s * 1000),
+        disk_io_tiers=[tier_to_proto(t) for t in info.disk_io_tiers],
+        disk_io_tiers_reported=True,
     )
 
 

@@ -8,8 +8,13 @@ from google.protobuf import duration_pb2
 from symbi.bus.v1 import events_pb2
 from symbi.common.v1 import common_pb2
 from symbi_common.errors import InvalidArgument
-from symbi_sandbox.convert import final_status, task_from_assignment, tier_to_proto
-from symbi_sandbox.runner import ExecutionState, TaskResult
+from symbi_sandbox.convert import (
+    final_status,
+    heartbeat_from_node,
+    task_from_assignment,
+    tier_to_proto,
+)
+from symbi_sandbox.runner import ExecutionState, NodeInfo, TaskResult
 from symbi_sandbox.tiers import Tier
 
 State = events_pb2.TaskStatus.State
@@ -62,3 +67,35 @@ def test_assignment_to_task() -> None:
     order.tier = 7  # type: ignore[assignment]
     with pytest.raises(InvalidArgument):
         task_from_assignment(order)
+
+
+def node(disk_io_tiers: tuple[Tier, ...]) -> NodeInfo:
+    return NodeInfo(
+        node_id="node-1",
+        memory_total_mb=1024,
+        memory_free_mb=1024,
+        cpu_total_millicores=2000,
+        cpu_free_millicores=2000,
+        tiers=(Tier.DOCKER, Tier.GVISOR),
+        channel_tiers=(Tier.DOCKER,),
+        running_task_ids=(),
+        docker_version="27.0",
+        disk_io_tiers=disk_io_tiers,
+    )
+
+
+@pytest.mark.parametrize(
+    ("disk_io_tiers", "expected"),
+    [
+        ((Tier.DOCKER,), [common_pb2.SANDBOX_TIER_DOCKER]),
+        ((), []),  # no block device to throttle: reported, on no tier
+    ],
+)
+def test_heartbeat_carries_disk_io_tiers(
+    disk_io_tiers: tuple[Tier, ...], expected: list[int]
+) -> None:
+    hb = heartbeat_from_node(node(disk_io_tiers), interval_s=2.0, running_task_ids=("t1",))
+    assert list(hb.tiers) == [common_pb2.SANDBOX_TIER_DOCKER, common_pb2.SANDBOX_TIER_GVISOR]
+    assert list(hb.disk_io_tiers) == expected
+    assert hb.disk_io_tiers_reported  # an empty list means "none", not "unknown"
+    assert (hb.running_task_ids, hb.heartbeat_interval_ms) == (["t1"], 2000)
