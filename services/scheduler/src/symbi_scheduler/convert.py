@@ -334,8 +334,15 @@ class NodeDefaults:
 def heartbeat_from_proto(hb: events_pb2.NodeHeartbeat, defaults: NodeDefaults) -> NodeHeartbeat:
     """A node's heartbeat in domain terms: its total memory and CPU are its capacity (the
     scheduler does its own accounting of what it placed there); tiers it does not name are
-    ignored (a newer node may know more of them)."""
+    ignored (a newer node may know more of them). ``disk_io_tiers`` is ``None`` (unknown: disk-
+    limited tasks may be placed, as before) from a node that does not report it; otherwise the
+    reported tiers, kept to those the node offers."""
     tiers = frozenset(_TIER_FROM[t] for t in hb.tiers if t in _TIER_FROM)
+    disk_io_tiers = (
+        frozenset(_TIER_FROM[t] for t in hb.disk_io_tiers if t in _TIER_FROM) & tiers
+        if hb.disk_io_tiers_reported
+        else None
+    )
     return NodeHeartbeat(
         node_id=hb.node_id,
         capacity=NodeCapacity(
@@ -348,6 +355,7 @@ def heartbeat_from_proto(hb: events_pb2.NodeHeartbeat, defaults: NodeDefaults) -
         tiers=tiers,
         labels=dict(hb.labels),
         running=frozenset(hb.running_task_ids),
+        disk_io_tiers=disk_io_tiers,
     )
 
 

@@ -6,6 +6,12 @@ until it ends, so placement never waits for the next heartbeat to see a node fil
 Heartbeats bring the node's total allocatable capacity, tiers, labels, whether it accepts new
 work, and the ids of the tasks it is running (used to find runs that should not exist).
 
+They also say on which tiers the node enforces a disk I/O limit (``disk_io_tiers``; the
+sandbox refuses a ``disk_io_mbps`` task on any other tier). A task with ``disk_io_mbps > 0``
+matches a node only on such a tier. A node that does not report it (older than the field:
+``None``) is "unknown": it may be given disk-limited tasks as before, and refuses them itself
+if it cannot enforce them.
+
 A node is unreachable once it has been silent for ``missed_heartbeats`` intervals; the
 registry reports it once (``expire``), and the caller requeues what was charged to it.
 """
@@ -38,12 +44,18 @@ class NodeHeartbeat:
     labels: Mapping[str, str] = field(default_factory=dict)
     running: frozenset[str] = frozenset()
     schedulable: bool = True
+    # Tiers on which the node enforces a disk I/O limit; None: not reported (an older node).
+    disk_io_tiers: frozenset[SandboxTier] | None = None
 
     def __post_init__(self) -> None:
         check_id("node_id", self.node_id)
         if not isinstance(self.capacity, NodeCapacity):
             raise InvalidArgument("heartbeat capacity must be a NodeCapacity")
         object.__setattr__(self, "tiers", frozenset(SandboxTier.parse(t) for t in self.tiers))
+        if self.disk_io_tiers is not None:
+            object.__setattr__(
+                self, "disk_io_tiers", frozenset(SandboxTier.parse(t) for t in self.disk_io_tiers)
+            )
         object.__setattr__(self, "labels", freeze_labels("labels", self.labels))
         object.__setattr__(self, "running", frozenset(self.running))
 
@@ -72,6 +84,7 @@ class Node:
         "allocated",
         "capacity",
         "confirmed",
+        "disk_io_tiers",
         "free",
         "free_slots",
         "held_from",
@@ -92,6 +105,7 @@ class Node:
         self.order = order
         self.capacity = _EMPTY_CAPACITY
         self.tiers: frozenset[SandboxTier] = frozenset()
+        self.disk_io_tiers: frozenset[SandboxTier] | None = None  # None: unknown (may place)
         self.labels: Mapping[str, str] = MappingProxyType({})
         self.schedulable = False
         self.reachable = True
@@ -151,11 +165,19 @@ class Node:
         )
 
     def matches(self, spec: TaskSpec) -> bool:
-        """True if the node offers the task's tier and carries its selected labels."""
+        """True if the node offers the task's tier, carries its selected labels and, for a
+        task with a disk I/O limit, can enforce it on that tier."""
         if spec.tier not in self.tiers:
+            return False
+        if spec.resources.disk_io_mbps > 0 and not self.enforces_disk_io(spec.tier):
             return False
         labels = self.labels
         return all(labels.get(k) == v for k, v in spec.node_selector.items())
+
+    def enforces_disk_io(self, tier: SandboxTier) -> bool:
+        """True if a disk I/O limit on ``tier`` is enforced here (or the node does not say:
+        an older node is given the benefit of the doubt, as before)."""
+        return self.disk_io_tiers is None or tier in self.disk_io_tiers
 
     @property
     def accepting(self) -> bool:
@@ -235,6 +257,7 @@ class NodeRegistry:
             or not node.confirmed
             or node.capacity != hb.capacity
             or node.tiers != hb.tiers
+            or node.disk_io_tiers != hb.disk_io_tiers
             or node.labels != hb.labels
             or node.schedulable != hb.schedulable
             or any(t not in node.tasks for t in hb.running)
@@ -257,6 +280,7 @@ class NodeRegistry:
         if (
             joined
             or node.tiers != hb.tiers
+            or node.disk_io_tiers != hb.disk_io_tiers
             or node.labels != hb.labels
             or node.schedulable != hb.schedulable
             or node.capacity != hb.capacity
@@ -264,6 +288,7 @@ class NodeRegistry:
             self._version += 1
         node.capacity = hb.capacity
         node.tiers = hb.tiers
+        node.disk_io_tiers = hb.disk_io_tiers
         node.labels = hb.labels
         node.schedulable = hb.schedulable
         node.reachable = True
@@ -387,9 +412,10 @@ class NodeRegistry:
             self._cache_version = self._version
 
     def matching(self, spec: TaskSpec) -> list[Node]:
-        """Accepting nodes with the task's tier and labels, in registration order (cached)."""
+        """Accepting nodes with the task's tier and labels (and, for a disk-limited task, that
+        enforce the limit on that tier), in registration order (cached)."""
         self._check_cache()
-        key = (spec.tier, *spec.node_selector.items())
+        key = (spec.tier, spec.resources.disk_io_mbps > 0, *spec.node_selector.items())
         nodes = self._shape_cache.get(key)
         if nodes is None:
             nodes = [n for n in self._nodes.values() if n.accepting and n.matches(spec)]
@@ -422,10 +448,19 @@ class NodeRegistry:
         tiered = [n for n in live if spec.tier in n.tiers]
         if not tiered:
             return f"no reachable node offers sandbox tier {spec.tier.value}"
+        if spec.resources.disk_io_mbps > 0:
+            tiered = [n for n in tiered if n.enforces_disk_io(spec.tier)]
+            if not tiered:
+                return (
+                    f"no reachable node enforces a disk I/O limit on sandbox tier "
+                    f"{spec.tier.value} (disk_io_mbps={spec.resources.disk_io_mbps}); "
+                    "drop the limit or ask for a tier whose nodes enforce it"
+                )
         labelled = [n for n in tiered if n.matches(spec)]
         if not labelled:
             sel = ",".join(f"{k}={v}" for k, v in spec.node_selector.items())
-            return f"no reachable node with tier {spec.tier.value} carries labels {sel}"
+            disk = " and enforces its disk I/O limit" if spec.resources.disk_io_mbps > 0 else ""
+            return f"no reachable node with tier {spec.tier.value}{disk} carries labels {sel}"
         if any(n.could_hold(spec.resources.vector) for n in labelled):
             return ""
         largest = max(labelled, key=lambda n: n.capacity.vector)

@@ -38,11 +38,14 @@ def spec(
     agent: str | None = None,
     timeout: float = 60.0,
     preemptible: bool = True,
+    disk: int = 0,
 ) -> TaskSpec:
     return TaskSpec(
         task_id=task_id,
         agent_id=agent or f"agent-{task_id}",
-        resources=ResourceRequest(memory_mb=mem, cpu_millicores=cpu, execution_timeout_s=timeout),
+        resources=ResourceRequest(
+            memory_mb=mem, cpu_millicores=cpu, disk_io_mbps=disk, execution_timeout_s=timeout
+        ),
         priority=priority,  # type: ignore[arg-type]  # parsed by TaskSpec
         tier=tier,  # type: ignore[arg-type]
         node_selector=selector or {},
@@ -60,6 +63,7 @@ def hb(
     labels: Mapping[str, str] | None = None,
     running: Iterable[str] = (),
     schedulable: bool = True,
+    disk_io_tiers: Iterable[str] | None = None,
 ) -> NodeHeartbeat:
     return NodeHeartbeat(
         node_id=node_id,
@@ -68,6 +72,7 @@ def hb(
         labels=labels or {},
         running=frozenset(running),
         schedulable=schedulable,
+        disk_io_tiers=None if disk_io_tiers is None else frozenset(disk_io_tiers),  # type: ignore[arg-type]
     )
 
 

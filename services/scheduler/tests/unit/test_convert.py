@@ -190,6 +190,14 @@ def test_heartbeats_carry_capacity_tiers_labels_and_running_tasks() -> None:
     assert beat.tiers == frozenset({SandboxTier.GVISOR})
     assert dict(beat.labels) == {"zone": "eu"}
     assert beat.running == frozenset({"t1"})
+    assert beat.disk_io_tiers is None  # not reported: an older node, unknown
+    hb.disk_io_tiers_reported = True
+    assert heartbeat_from_proto(hb, NodeDefaults(1, 0, 0)).disk_io_tiers == frozenset()
+    hb.disk_io_tiers.extend([common_pb2.SANDBOX_TIER_GVISOR, common_pb2.SANDBOX_TIER_DOCKER])
+    # Kept to the tiers the node offers.
+    assert heartbeat_from_proto(hb, NodeDefaults(1, 0, 0)).disk_io_tiers == frozenset(
+        {SandboxTier.GVISOR}
+    )
     with pytest.raises(InvalidArgument):
         heartbeat_from_proto(events_pb2.NodeHeartbeat(node_id="bad.node"), NodeDefaults(1, 0, 0))
 

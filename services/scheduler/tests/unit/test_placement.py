@@ -82,6 +82,45 @@ def test_tier_and_labels_are_honoured(harness) -> None:
     assert choose(reg, PlacementStrategy.FIRST_FIT, s) is None  # iso-eu lacks docker
 
 
+def test_disk_limited_tasks_go_only_where_the_tier_enforces_the_limit(harness) -> None:
+    h = harness
+    reg = registry(
+        h,
+        h.hb("both-runc-disk", tiers=["docker", "gvisor"], disk_io_tiers=["docker"]),
+        h.hb("gvisor-disk", tiers=["gvisor"], disk_io_tiers=["gvisor"]),
+        h.hb("no-disk", tiers=["docker", "gvisor"], disk_io_tiers=[]),
+    )
+    ff = PlacementStrategy.FIRST_FIT
+    # A disk-limited gVisor task skips the node that offers gVisor but throttles only runc.
+    assert [n.node_id for n in reg.matching(h.spec("t", tier="gvisor", disk=50))] == ["gvisor-disk"]
+    assert choose(reg, ff, h.spec("t", tier="gvisor", disk=50)) == "gvisor-disk"
+    # ... and waits rather than going to a node that would refuse it.
+    assert choose(reg, ff, h.spec("t", tier="gvisor", disk=50), exclude={"gvisor-disk"}) is None
+    # A disk-limited runc task goes to the node that throttles runc.
+    assert choose(reg, ff, h.spec("t", tier="docker", disk=50)) == "both-runc-disk"
+    assert choose(reg, ff, h.spec("t", disk=50), exclude={"both-runc-disk"}) is None
+    # Without a disk limit, the tier alone decides (the cached match is not shared).
+    assert [n.node_id for n in reg.matching(h.spec("t", tier="gvisor"))] == [
+        "both-runc-disk",
+        "gvisor-disk",
+        "no-disk",
+    ]
+    assert choose(reg, ff, h.spec("t"), exclude={"both-runc-disk"}) == "no-disk"
+
+
+def test_a_node_that_does_not_report_disk_io_tiers_may_take_disk_limited_tasks(harness) -> None:
+    h = harness
+    # An older node (no disk_io_tiers in its heartbeat): unknown, placed as before.
+    reg = registry(
+        h, h.hb("old", tiers=["gvisor"]), h.hb("new", tiers=["gvisor"], disk_io_tiers=[])
+    )
+    assert choose(reg, PlacementStrategy.FIRST_FIT, h.spec("t", tier="gvisor", disk=50)) == "old"
+    # Once it reports, the report holds (and changes what it matches at once).
+    reg.heartbeat(h.hb("old", tiers=["gvisor"], disk_io_tiers=["docker"]), 1.0)
+    assert choose(reg, PlacementStrategy.FIRST_FIT, h.spec("t", tier="gvisor", disk=50)) is None
+    assert choose(reg, PlacementStrategy.FIRST_FIT, h.spec("t", tier="gvisor")) == "old"
+
+
 def test_unschedulable_and_unreachable_nodes_take_no_work(harness) -> None:
     h = harness
     reg = registry(h, h.hb("cordoned", schedulable=False), h.hb("ok"))
