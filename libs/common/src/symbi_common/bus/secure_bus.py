@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -190,6 +191,20 @@ class ConsumerSpec:
     #: Consumed by several principals (a work queue): what one member cannot open (a key
     #: generation from before it joined) goes back to the group instead of being terminated.
     shared: bool = False
+    #: The server deletes the consumer once nobody has pulled from it for this long (seconds;
+    #: nats-server >= 2.9 for durables). For temporary consumers, so a follower killed before
+    #: it could delete its own does not leave it behind. A pull waiting on the server counts
+    #: as activity: :meth:`SecureBus.consume` keeps one outstanding (1 s expiry) while it
+    #: runs, so a consumer with no messages for longer than this is not deleted under it.
+    inactive_threshold_s: float | None = None
+
+    def __post_init__(self) -> None:
+        threshold = self.inactive_threshold_s
+        if threshold is not None and not (threshold > 0 and math.isfinite(threshold)):
+            raise InvalidArgument(
+                f"consumer {self.durable!r}: inactive_threshold_s must be a positive number "
+                f"of seconds, not {threshold!r}"
+            )
 
     @property
     def label(self) -> str:
@@ -813,6 +828,7 @@ class SecureBus:
             max_ack_pending=spec.max_ack_pending or self.config.max_ack_pending,
             ack_wait=spec.ack_wait_s or self.config.ack_wait_s,
             max_deliver=spec.max_deliver or self.config.max_deliver,
+            inactive_threshold=spec.inactive_threshold_s,
         )
         if len(spec.filter_subjects) == 1:
             config.filter_subject = spec.filter_subjects[0]
