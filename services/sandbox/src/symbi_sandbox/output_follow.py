@@ -61,6 +61,9 @@ async def follow_task_output(
         (subject,),
         deliver_policy=js_api.DeliverPolicy.ALL,
         name="output-follower",
+        # A follower killed before it deletes its consumer leaves nothing behind for long:
+        # the server removes a consumer nobody has pulled from for a minute.
+        inactive_threshold_s=60.0,
     )
     consumer = asyncio.create_task(bus.consume(spec, handle), name=f"output-{task_id}")
     try:
