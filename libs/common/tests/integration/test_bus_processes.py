@@ -164,7 +164,7 @@ async def test_work_queue_each_task_taken_once_under_two_consumers(platform: Pla
     ]
     for worker in ("node-w0", "node-w1"):
         await platform_key_for(platform, worker)
-    await asyncio.sleep(0)  # both consumers are bound (READY) before anything is queued
+    # platform.peer returned once each peer printed READY: both consumers are bound.
     tasks = [f"task-{i}" for i in range(60)]
     await asyncio.gather(
         *(

@@ -14,7 +14,13 @@ from symbi_common.bus import BusEndpoint, ClusterAuthority, Received
 from symbi_common.config import NatsSection
 from symbi_common.jetstream import Provisioner
 from symbi_common.jetstream.server import NatsServerProcess
-from symbi_common.policy_client import EVALUATE_SUBJECT, EntityRef, PolicyClient, PolicyQuestion
+from symbi_common.policy_client import (
+    EVALUATE_SUBJECT,
+    EntityRef,
+    PolicyClient,
+    PolicyDecision,
+    PolicyQuestion,
+)
 from symbi_testing import eventually
 
 
@@ -65,10 +71,14 @@ async def test_decision_from_the_service(endpoint: BusEndpoint) -> None:
 
     server = asyncio.create_task(endpoint.bus.serve(EVALUATE_SUBJECT, serve, queue="policy"))
     try:
-        await asyncio.sleep(0)
-        decision = await eventually(
-            lambda: PolicyClient(endpoint.bus, timeout_s=1).evaluate(QUESTION), timeout=10
-        )
+
+        async def answered() -> PolicyDecision:
+            # Until the responder is subscribed the client fails closed ("nobody serves").
+            decision = await PolicyClient(endpoint.bus, timeout_s=1).evaluate(QUESTION)
+            assert not decision.fail_closed, decision.reasons
+            return decision
+
+        decision = await eventually(answered, timeout=10)
         assert decision.allowed
         assert decision.decision == "allow_with_conditions"
         assert decision.conditions == ("audit_full",)
