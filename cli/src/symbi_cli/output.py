@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import typer
@@ -18,6 +18,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 __all__ = [
     "BAD_INPUT",
@@ -27,6 +28,7 @@ __all__ = [
     "err",
     "error",
     "fail",
+    "fields",
     "folded_err",
     "folded_out",
     "message_dict",
@@ -57,6 +59,16 @@ def fail(message: str, code: int = BAD_INPUT, *, console: Console = err) -> type
     """Print ``message`` as an error; the Exit to raise with ``code``."""
     error(message, console=console)
     return typer.Exit(code)
+
+
+def fields(rows: Iterable[tuple[str, str]]) -> Table:
+    """A two-column grid of ``(name, value)`` rows, names in bold (one record's fields)."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
 
 
 def when(ms: int) -> str:

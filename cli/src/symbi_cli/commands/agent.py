@@ -23,6 +23,7 @@ from symbi_cli.output import (
     REFUSED,
     UNREACHABLE,
     fail,
+    fields,
     message_dict,
     message_json,
     styled,
@@ -101,9 +102,6 @@ _call = _LIFECYCLE.call
 
 def _show(agent: lifecycle_pb2.Agent, *, source: bool = False) -> None:
     state = _state_name(agent.state)
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
     rows = [
         ("id", agent.id),
         ("name", agent.name),
@@ -131,9 +129,7 @@ def _show(agent: lifecycle_pb2.Agent, *, source: bool = False) -> None:
         rows.append(("source", f"{agent.source_file} ({agent.source_format})"))
     if agent.version or agent.description:
         rows.append(("about", escape(f"{agent.version} {agent.description}".strip())))
-    for key, value in rows:
-        table.add_row(key, value)
-    _out.print(table)
+    _out.print(fields(rows))
     if source and agent.source:
         _out.print()
         _out.print(agent.source, markup=False)

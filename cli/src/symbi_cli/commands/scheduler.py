@@ -30,6 +30,7 @@ from symbi_cli.output import (
     REFUSED,
     UNREACHABLE,
     fail,
+    fields,
     message_dict,
     styled,
     when,
@@ -184,9 +185,6 @@ def _labels(labels: Any) -> str:
 
 
 def _show_task(task: scheduler_pb2.Task) -> None:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
     rows = [
         ("task", task.task_id),
         ("agent", task.agent_id),
@@ -212,9 +210,7 @@ def _show_task(task: scheduler_pb2.Task) -> None:
     if task.preemptions or task.node_losses:
         rows.append(("preempted", f"{task.preemptions} times"))
         rows.append(("node losses", str(task.node_losses)))
-    for key, value in rows:
-        table.add_row(key, value)
-    _out.print(table)
+    _out.print(fields(rows))
 
 
 # ---------------------------------------------------------------- commands
@@ -233,41 +229,42 @@ def status(as_json: JsonOption = False, address: AddressOption = None) -> None:
         _print_json(_dict(s))
         return
     role = "[bold green]leader[/]" if s.leader else "standby"
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("instance", f"{escape(s.instance_id)} ({role})")
-    table.add_row("leader", escape(s.leader_id) or "[yellow]none known[/]")
-    if s.leader:
-        table.add_row("term", str(s.term))
-    table.add_row("strategy", s.strategy or "-")
     depths = ", ".join(f"{p} {s.queue_depth.get(p, 0)}" for p in _PRIORITIES)
-    table.add_row("queued", f"{s.queued_total} ({depths})")
-    table.add_row(
-        "tasks",
-        f"{s.dispatched_tasks} dispatched, {s.running_tasks} running, {s.stopping_tasks} stopping",
-    )
-    table.add_row(
-        "nodes",
-        f"{s.nodes_total} known, {s.nodes_ready} ready, {s.nodes_unreachable} unreachable",
-    )
-    table.add_row(
-        "utilisation",
-        f"memory {_percent(s.memory_utilisation)}, CPU {_percent(s.cpu_utilisation)}, "
-        f"disk I/O {_percent(s.disk_io_utilisation)}, "
-        f"network I/O {_percent(s.network_io_utilisation)}",
-    )
-    table.add_row(
-        "decisions",
-        f"{s.decisions_per_second:.1f}/s, {s.decisions_total} total"
-        + (f", p50 {s.decision_p50_ms:.2f} ms, p99 {s.decision_p99_ms:.2f} ms" if s.leader else ""),
-    )
-    table.add_row(
-        "preemptions", f"{s.preemptions_total} total, {s.preemptions_in_window} in the window"
-    )
-    table.add_row("failed", str(s.failed_total))
-    table.add_row("journal", f"position {s.journal_position}")
-    _out.print(table)
+    rows = [
+        ("instance", f"{escape(s.instance_id)} ({role})"),
+        ("leader", escape(s.leader_id) or "[yellow]none known[/]"),
+        *([("term", str(s.term))] if s.leader else []),
+        ("strategy", s.strategy or "-"),
+        ("queued", f"{s.queued_total} ({depths})"),
+        (
+            "tasks",
+            f"{s.dispatched_tasks} dispatched, {s.running_tasks} running, "
+            f"{s.stopping_tasks} stopping",
+        ),
+        (
+            "nodes",
+            f"{s.nodes_total} known, {s.nodes_ready} ready, {s.nodes_unreachable} unreachable",
+        ),
+        (
+            "utilisation",
+            f"memory {_percent(s.memory_utilisation)}, CPU {_percent(s.cpu_utilisation)}, "
+            f"disk I/O {_percent(s.disk_io_utilisation)}, "
+            f"network I/O {_percent(s.network_io_utilisation)}",
+        ),
+        (
+            "decisions",
+            f"{s.decisions_per_second:.1f}/s, {s.decisions_total} total"
+            + (
+                f", p50 {s.decision_p50_ms:.2f} ms, p99 {s.decision_p99_ms:.2f} ms"
+                if s.leader
+                else ""
+            ),
+        ),
+        ("preemptions", f"{s.preemptions_total} total, {s.preemptions_in_window} in the window"),
+        ("failed", str(s.failed_total)),
+        ("journal", f"position {s.journal_position}"),
+    ]
+    _out.print(fields(rows))
 
 
 @app.command()
